@@ -1,0 +1,1 @@
+"""Data sources: agents that map (observation, info) to a NES button byte."""

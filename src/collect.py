@@ -1,0 +1,189 @@
+"""Collect episodes: an agent plays an environment; one HDF5 file per episode (DESIGN.md format).
+
+    python src/collect.py env=nes agent=balanced episodes=20 max_steps=1000 level=1-1 workers=2
+
+Re-running the same command resumes: existing episode files are kept. Ctrl-C keeps every finished
+episode and saves the one in progress marked as truncated.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import queue
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+import actions as A
+from data.collector import EpisodeJob, WorkerResult, collect_worker
+from utils.config_errors import config_error
+
+
+def _levels(cfg: DictConfig) -> list[str]:
+    from envs.smb_env import expand_levels
+    spec = cfg.level
+    if OmegaConf.is_list(spec):
+        spec = list(spec)
+    if cfg.env.name == "nes":
+        return expand_levels(spec) or ["random"]
+    return [str(x) for x in (spec if isinstance(spec, list) else [spec])]
+
+
+def _env_factory(env_cfg: dict[str, Any], max_steps: int):
+    def make(level: str):
+        from hydra.utils import instantiate
+        import envs  # noqa: F401 - registers ids
+        kw = {k: v for k, v in env_cfg.items() if k != "name"}
+        if env_cfg["name"] == "nes":
+            kw.update(level=None, random_stages=True) if level == "random" else kw.update(level=level)
+        else:
+            kw["level"] = level
+        return instantiate(kw, max_episode_steps=max_steps)
+    return make
+
+
+def _agent_factory(agent_cfg: dict[str, Any], seed: int):
+    def make():
+        from hydra.utils import instantiate
+        return instantiate(agent_cfg, seed=seed)
+    return make
+
+
+def _jobs(levels: list[str], seed: int, worker: int, workers: int, episodes: int | None):
+    i = worker
+    while episodes is None or i < episodes:
+        yield EpisodeJob(index=i, level=levels[i % len(levels)], seed=seed * 100_003 + i)
+        i += workers
+
+
+def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, results) -> None:
+    episodes = None if cfg["total_steps"] else cfg["episodes"]
+    budget = None if not cfg["total_steps"] else -(-cfg["total_steps"] // cfg["workers"])
+    try:
+        res = collect_worker(_env_factory(cfg["env"], cfg["max_steps"]), _agent_factory(cfg["agent"], cfg["seed"] + w),
+                             _jobs(levels, cfg["seed"], w, cfg["workers"], episodes), cfg["out_dir"], source,
+                             cfg["max_steps"], attrs={"agent_config": json.dumps(cfg["agent"]), "env": cfg["env"]["name"]},
+                             step_budget=budget, compression=cfg["compression"], on_step=progress.put if progress else None)
+    except Exception as e:  # noqa: BLE001 - reported by the parent as one line
+        res = WorkerResult(errors=[f"worker {w}: {type(e).__name__}: {e}"])
+    if results is None:
+        return res
+    results.put(res)
+
+
+def _merge(results: list[WorkerResult]) -> WorkerResult:
+    out = WorkerResult()
+    for r in results:
+        out.episodes += r.episodes; out.steps += r.steps; out.skipped += r.skipped
+        out.max_x += r.max_x; out.flags += r.flags; out.truncated_by_stop += r.truncated_by_stop
+        out.actions.update(r.actions); out.errors += r.errors
+        for k, v in r.agent_summary.items():
+            if k != "actions":
+                out.agent_summary.setdefault(k, []).append(v)
+    return out
+
+
+def _report(res: WorkerResult, seconds: float, source: str, out_dir: Path, seed: int) -> dict[str, Any]:
+    total = sum(res.actions.values()) or 1
+    report = {
+        "source": source, "episodes_written": res.episodes, "episodes_already_present": res.skipped,
+        "steps": res.steps, "seconds": round(seconds, 1), "steps_per_s": round(res.steps / max(seconds, 1e-9), 1),
+        "mean_max_x": round(sum(res.max_x) / len(res.max_x), 1) if res.max_x else None,
+        "flag_rate": round(res.flags / len(res.max_x), 3) if res.max_x else None,
+        "stopped_early": res.truncated_by_stop,
+        "actions": {A.name(b): round(c / total, 4) for b, c in sorted(res.actions.items())},
+        "agent": res.agent_summary, "errors": res.errors,
+    }
+    print(f"\n{source}: {res.episodes} episodes written ({res.skipped} already there), {res.steps} steps, "
+          f"{report['steps_per_s']} steps/s; mean max x_pos {report['mean_max_x']}, flag rate {report['flag_rate']}")
+    print("action histogram: " + ", ".join(f"{k} {v:.1%}" for k, v in report["actions"].items()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"summary_{source.replace('/', '-')}_s{seed}.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def collect(cfg: DictConfig) -> dict[str, Any]:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    if not c["total_steps"] and int(c["episodes"]) < 1:
+        config_error("episodes must be >= 1 (or set total_steps)")
+    if int(c["max_steps"]) < 1 or int(c["workers"]) < 1:
+        config_error("max_steps and workers must be >= 1")
+    try:
+        levels = _levels(cfg)
+    except ValueError as e:
+        config_error(str(e))
+    agent_name = getattr(hydra.utils.get_class(c["agent"]["_target_"]), "name", "agent")
+    source = f"{c['env']['name']}/{agent_name}"
+    out_dir = Path(c["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    expected = c["total_steps"] or None
+    bar = tqdm(total=expected, unit="step", desc=f"collect {source}", dynamic_ncols=True, smoothing=0.05)
+    t0 = time.time()
+    workers = int(c["workers"])
+    if workers == 1:
+        results = [_worker_main(0, c, levels, source, _BarFeed(bar), None)]
+    else:
+        ctx = mp.get_context("fork")
+        progress, result_q = ctx.Queue(), ctx.Queue()
+        procs = [ctx.Process(target=_worker_main, args=(w, c, levels, source, progress, result_q), daemon=True)
+                 for w in range(workers)]
+        for p in procs:
+            p.start()
+        results = []
+        try:
+            while len(results) < workers:
+                try:
+                    bar.update(progress.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+                while True:
+                    try:
+                        results.append(result_q.get_nowait())
+                    except queue.Empty:
+                        break
+                if not any(p.is_alive() for p in procs) and result_q.empty() and len(results) < workers:
+                    time.sleep(0.5)
+                    if result_q.empty():
+                        results.append(WorkerResult(errors=["a worker died without reporting"]))
+        except KeyboardInterrupt:
+            # workers got the same SIGINT: they save their episode in progress and report
+            deadline = time.time() + 30
+            while len(results) < workers and time.time() < deadline:
+                try:
+                    results.append(result_q.get(timeout=0.5))
+                except (queue.Empty, KeyboardInterrupt):
+                    pass
+        for p in procs:
+            p.join(timeout=5)
+    bar.close()
+    res = _merge(results)
+    report = _report(res, time.time() - t0, source, out_dir, c["seed"]) if c["summary"] else {}
+    bad = [e for e in res.errors if e != "stopped by the user"]
+    if bad:
+        print("errors: " + "; ".join(bad), file=sys.stderr)
+    return report
+
+
+class _BarFeed:
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n):
+        self.bar.update(n)
+
+
+@hydra.main(config_path="../config", config_name="collect", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    report = collect(cfg)
+    if report.get("errors") and report["episodes_written"] == 0 and report["errors"] != ["stopped by the user"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

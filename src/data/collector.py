@@ -1,0 +1,130 @@
+"""Run an agent in an environment and stream episodes to HDF5 (the worker loop of collect.py)."""
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from data.episode import EpisodeWriter, episode_length
+
+
+@dataclass
+class EpisodeJob:
+    index: int
+    level: str
+    seed: int
+
+
+@dataclass
+class WorkerResult:
+    episodes: int = 0
+    steps: int = 0
+    skipped: int = 0
+    max_x: list[int] = field(default_factory=list)
+    flags: int = 0
+    truncated_by_stop: int = 0
+    actions: Counter = field(default_factory=Counter)
+    agent_summary: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def episode_filename(source: str, job: EpisodeJob) -> str:
+    safe = source.replace("/", "-")
+    level = job.level.replace("/", "_").replace(":", "-") or "random"
+    return f"{safe}_{level}_s{job.seed}_e{job.index:06d}.hdf5"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):  # SIGTERM behaves like Ctrl-C: finish the file, then stop
+    raise KeyboardInterrupt
+
+
+def run_episode(env, agent, writer: EpisodeWriter, job: EpisodeJob, max_steps: int,
+                on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Play one episode into `writer` (which the caller closes). Returns max_x, flag, steps."""
+    obs, info = env.reset(seed=job.seed)
+    agent.reset(seed=job.seed)
+    writer.reset(obs, info)
+    max_x, flag, pending = int(info.get("x_pos", 0)), False, 0
+    for t in range(max_steps):
+        action = agent.act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        truncated = truncated or (t == max_steps - 1 and not terminated)
+        writer.step(action, reward, terminated, truncated, obs, info, text=agent.last_text)
+        max_x = max(max_x, int(info.get("x_pos", 0)))
+        flag = flag or bool(info.get("flag_get", False))
+        pending += 1
+        if on_step and pending >= 16:
+            on_step(pending)
+            pending = 0
+        if terminated or truncated:
+            break
+    if on_step and pending:
+        on_step(pending)
+    return {"max_x": max_x, "flag": flag, "steps": len(writer)}
+
+
+def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any], jobs, out_dir: str | Path,
+                   source: str, max_steps: int, attrs: dict[str, Any], step_budget: int | None = None,
+                   compression: str = "lzf", on_step: Callable[[int], None] | None = None) -> WorkerResult:
+    """Collect `jobs` (an iterable of EpisodeJob) until done or `step_budget` steps are written.
+    Existing episode files are kept and counted (re-running a command resumes it)."""
+    out_dir = Path(out_dir)
+    res = WorkerResult()
+    envs: dict[str, Any] = {}
+    agent = make_agent()
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        for job in jobs:
+            if step_budget is not None and res.steps >= step_budget:
+                break
+            path = out_dir / episode_filename(source, job)
+            if path.exists():
+                n = episode_length(path)
+                res.skipped += 1
+                res.steps += n
+                if on_step:
+                    on_step(n)
+                continue
+            if job.level not in envs:
+                envs[job.level] = make_env(job.level)
+                agent.bind(envs[job.level])
+            env = envs[job.level]
+            meta = {**attrs, "source": source, "level": job.level, "seed": job.seed, "episode_index": job.index,
+                    "max_steps": max_steps}
+            writer = EpisodeWriter(path, meta, compression=compression)
+            try:
+                out = run_episode(env, agent, writer, job, max_steps, on_step)
+            except KeyboardInterrupt:
+                if writer.close(mark_truncated=True):   # keep what was played, flagged as stopped
+                    res.truncated_by_stop += 1
+                    res.episodes += 1
+                    res.steps += len(writer)
+                raise
+            except BaseException:
+                writer.abort()
+                raise
+            extra = agent.episode_attrs() if hasattr(agent, "episode_attrs") else {}
+            for k, v in extra.items():
+                writer.set_attr(k, v if isinstance(v, (int, float, str, bool)) else json.dumps(v))
+            writer.close()
+            res.episodes += 1
+            res.steps += out["steps"]
+            res.max_x.append(out["max_x"])
+            res.flags += int(out["flag"])
+    except KeyboardInterrupt:
+        res.errors.append("stopped by the user")
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        res.actions.update(agent.counts)
+        res.agent_summary = agent.summary()
+        agent.close()
+        for env in envs.values():
+            env.close()
+    return res

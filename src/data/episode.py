@@ -1,0 +1,262 @@
+"""The one reader/writer of the episode format (see DESIGN.md, "Episode file").
+
+One episode per HDF5 file. `frames[t]` is seen, `actions[t]` is taken, `frames[t+1]` results, so
+`len(frames) == len(actions) + 1`. Writers stream frames into `<name>.hdf5.tmp` and rename on close,
+so a killed process never leaves a half file that looks whole.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+FORMAT = "smb-world-model/episode"
+VERSION = 1
+FRAME_SHAPE = (240, 256, 3)
+INFO_KEYS = ("x_pos", "y_pos", "life", "coins", "time", "status", "world", "stage", "flag_get", "score")
+STATUS_CODES = {"small": 0, "tall": 1, "fireball": 2}
+_STEP_FIELDS = {"actions": np.uint8, "rewards": np.float32, "terminated": np.bool_, "truncated": np.bool_}
+
+
+class EpisodeError(ValueError):
+    """A file that is not a valid episode. str() is one line naming the file."""
+
+
+@dataclass
+class Episode:
+    frames: np.ndarray                      # (T+1, 240, 256, 3) uint8 RGB
+    actions: np.ndarray                     # (T,) uint8 NES bytes
+    rewards: np.ndarray                     # (T,) float32
+    terminated: np.ndarray                  # (T,) bool
+    truncated: np.ndarray                   # (T,) bool
+    info: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (T+1,) int32
+    attrs: dict[str, Any] = field(default_factory=dict)
+    level_text: str | None = None
+    step_text: list[str] | None = None      # optional per-step text (e.g. a VLM's raw replies)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def info_to_ints(info: Mapping[str, Any]) -> dict[str, int]:
+    """Project an env info dict onto the stored integer keys (status names become codes)."""
+    out = {}
+    for k in INFO_KEYS:
+        v = info.get(k, 0)
+        if k == "status" and isinstance(v, str):
+            v = STATUS_CODES.get(v, 0)
+        out[k] = int(v)
+    return out
+
+
+def _clean_attr(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (bool, int, float, str, np.integer, np.floating, np.bool_)):
+        return v
+    return str(v)
+
+
+class EpisodeWriter:
+    """Streams one episode to disk. Usage:
+
+        w = EpisodeWriter(path, attrs); w.reset(frame0, info0)
+        w.step(action, reward, terminated, truncated, frame, info) ...; w.close()
+
+    `close()` commits (atomic rename); `abort()` removes the temporary file.
+    """
+
+    def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any], compression: str = "lzf",
+                 buffer_frames: int = 64):
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.tmp_path, "w")
+        meta = {"format": FORMAT, "version": VERSION, "frame_skip": 4,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        meta.update(attrs)
+        for k, v in meta.items():
+            self._file.attrs[k] = _clean_attr(v)
+        comp = {"compression": compression} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
+        self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
+                                                 dtype=np.uint8, chunks=(1, *FRAME_SHAPE), **comp)
+        self._buffer_frames = buffer_frames
+        self._pending: list[np.ndarray] = []
+        self._n_frames = 0
+        self._steps: dict[str, list] = {k: [] for k in _STEP_FIELDS}
+        self._info: dict[str, list[int]] = {k: [] for k in INFO_KEYS}
+        self._text: list[str] | None = None
+        self.level_text: str | None = None
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._steps["actions"])
+
+    def reset(self, frame: np.ndarray, info: Mapping[str, Any]) -> None:
+        if self._n_frames or self._pending:
+            raise RuntimeError("EpisodeWriter.reset called twice")
+        self._add_frame(frame, info)
+
+    def step(self, action: int, reward: float, terminated: bool, truncated: bool, frame: np.ndarray,
+             info: Mapping[str, Any], text: str | None = None) -> None:
+        self._steps["actions"].append(int(action))
+        self._steps["rewards"].append(float(reward))
+        self._steps["terminated"].append(bool(terminated))
+        self._steps["truncated"].append(bool(truncated))
+        if text is not None and self._text is None:
+            self._text = [""] * (len(self) - 1)
+        if self._text is not None:
+            self._text.append(text or "")
+        self._add_frame(frame, info)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self._file.attrs[key] = _clean_attr(value)
+
+    def _add_frame(self, frame: np.ndarray, info: Mapping[str, Any]) -> None:
+        frame = np.asarray(frame)
+        if frame.shape != FRAME_SHAPE or frame.dtype != np.uint8:
+            raise EpisodeError(f"{self.path}: frame must be {FRAME_SHAPE} uint8, got {frame.shape} {frame.dtype}")
+        self._pending.append(np.array(frame, copy=True))  # the emulator reuses its buffer: copy
+        for k, v in info_to_ints(info).items():
+            self._info[k].append(v)
+        if len(self._pending) >= self._buffer_frames:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        n = len(self._pending)
+        self._frames.resize(self._n_frames + n, axis=0)
+        self._frames[self._n_frames:self._n_frames + n] = np.stack(self._pending)
+        self._n_frames += n
+        self._pending.clear()
+
+    def close(self, mark_truncated: bool = False) -> Path | None:
+        """Commit the episode. `mark_truncated` flags the last step as truncated (stopped early).
+        An episode without a single step is discarded (returns None)."""
+        if self.closed:
+            return self.path
+        if len(self) == 0:
+            self.abort()
+            return None
+        if mark_truncated and not (self._steps["terminated"][-1] or self._steps["truncated"][-1]):
+            self._steps["truncated"][-1] = True
+        self._flush()
+        f = self._file
+        for k, dt in _STEP_FIELDS.items():
+            f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt))
+        g = f.create_group("info")
+        for k, v in self._info.items():
+            g.create_dataset(k, data=np.asarray(v, dtype=np.int32))
+        if self.level_text is not None:
+            f.create_dataset("level_text", data=self.level_text, dtype=h5py.string_dtype())
+        if self._text is not None:
+            f.create_dataset("step_text", data=np.array(self._text, dtype=object), dtype=h5py.string_dtype())
+        f.attrs["length"] = len(self)
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())
+        f.close()
+        os.replace(self.tmp_path, self.path)
+        self.closed = True
+        return self.path
+
+    def abort(self) -> None:
+        if not self.closed:
+            try:
+                self._file.close()
+            finally:
+                self.tmp_path.unlink(missing_ok=True)
+                self.closed = True
+
+
+def write_episode(path: str | os.PathLike, ep: Episode, compression: str = "lzf") -> Path:
+    """Write a whole in-memory episode (atomic)."""
+    w = EpisodeWriter(path, ep.attrs, compression=compression)
+    info = ep.info or {}
+    def info_at(t: int) -> dict:
+        return {k: int(v[t]) for k, v in info.items()}
+    w.reset(ep.frames[0], info_at(0))
+    for t in range(len(ep.actions)):
+        w.step(ep.actions[t], ep.rewards[t], ep.terminated[t], ep.truncated[t], ep.frames[t + 1], info_at(t + 1),
+               text=ep.step_text[t] if ep.step_text else None)
+    w.level_text = ep.level_text
+    out = w.close()
+    assert out is not None
+    return out
+
+
+def _check(path: Path, f: h5py.File, frames_too: bool) -> int:
+    if f.attrs.get("format") != FORMAT:
+        raise EpisodeError(f"{path}: not an episode file (format attribute is {f.attrs.get('format')!r}, expected {FORMAT!r})")
+    if int(f.attrs.get("version", -1)) != VERSION:
+        raise EpisodeError(f"{path}: unsupported episode version {f.attrs.get('version')!r} (this code reads {VERSION})")
+    for k in ("frames", "actions", "rewards", "terminated", "truncated"):
+        if k not in f:
+            raise EpisodeError(f"{path}: missing dataset {k!r}")
+    T = f["actions"].shape[0] if f["actions"].ndim == 1 else -1
+    if T < 1:
+        raise EpisodeError(f"{path}: actions must be a non-empty 1-D array, got shape {f['actions'].shape}")
+    fr = f["frames"]
+    if fr.shape != (T + 1, *FRAME_SHAPE) or fr.dtype != np.uint8:
+        raise EpisodeError(f"{path}: frames must be ({T + 1}, 240, 256, 3) uint8, got {fr.shape} {fr.dtype}")
+    for k, dt in _STEP_FIELDS.items():
+        d = f[k]
+        if d.shape != (T,) or d.dtype != dt:
+            raise EpisodeError(f"{path}: {k} must be ({T},) {np.dtype(dt)}, got {d.shape} {d.dtype}")
+    for k, d in f.get("info", {}).items():
+        if d.shape != (T + 1,):
+            raise EpisodeError(f"{path}: info/{k} must have shape ({T + 1},), got {d.shape}")
+    return T
+
+
+def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
+    """Read and validate one episode. Any problem raises EpisodeError with one line naming the file.
+    `frames=False` skips loading the (large) frame array (frames is then an empty array)."""
+    path = Path(path)
+    if not path.exists():
+        raise EpisodeError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            _check(path, f, frames)
+            ep = Episode(
+                frames=f["frames"][:] if frames else np.zeros((0, *FRAME_SHAPE), np.uint8),
+                actions=f["actions"][:], rewards=f["rewards"][:],
+                terminated=f["terminated"][:], truncated=f["truncated"][:],
+                info={k: d[:] for k, d in f.get("info", {}).items()},
+                attrs={k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()},
+            )
+            if "level_text" in f:
+                ep.level_text = f["level_text"][()].decode() if isinstance(f["level_text"][()], bytes) else str(f["level_text"][()])
+            if "step_text" in f:
+                ep.step_text = [s.decode() if isinstance(s, bytes) else str(s) for s in f["step_text"][:]]
+            return ep
+    except EpisodeError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({msg})") from None
+
+
+def episode_length(path: str | os.PathLike) -> int:
+    """Number of steps, validating the header only (cheap)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return _check(path, f, frames_too=False)
+    except EpisodeError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
+
+
+def list_episodes(directory: str | os.PathLike) -> list[Path]:
+    """All committed episode files under a directory (recursively), sorted; .tmp files are ignored."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise EpisodeError(f"{d}: not a directory of episodes")
+    return sorted(p for p in d.rglob("*.hdf5") if p.is_file())
