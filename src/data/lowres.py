@@ -1,0 +1,73 @@
+"""Low-resolution frames (60x64, the denoiser's space) and their per-episode cache.
+
+Low-res is the exact 4x4 area average of the 240x256 frame, computed once per episode and stored
+next to the dataset in `<data_dir>/.lowres_60x64/<episode stem>.npy` so that the trainer never resizes
+on the fly. A cache entry is rebuilt when its episode file changes (size or mtime differs).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data.episode import EpisodeError, read_episode
+
+FACTOR = 4
+LOW_SHAPE = (60, 64, 3)
+CACHE_DIRNAME = ".lowres_60x64"
+
+
+def downsample(frames: np.ndarray) -> np.ndarray:
+    """(..., 240, 256, 3) uint8 -> (..., 60, 64, 3) uint8, exact 4x4 area average (rounded)."""
+    f = np.asarray(frames)
+    h, w, c = f.shape[-3:]
+    if h % FACTOR or w % FACTOR:
+        raise ValueError(f"frame size {h}x{w} is not a multiple of {FACTOR}")
+    x = f.reshape(*f.shape[:-3], h // FACTOR, FACTOR, w // FACTOR, FACTOR, c).astype(np.uint16)
+    s = x.sum(axis=(-4, -2))  # exact integer sum of 16 pixels
+    return ((s + FACTOR * FACTOR // 2) // (FACTOR * FACTOR)).astype(np.uint8)
+
+
+def cache_dir(data_dir: str | os.PathLike) -> Path:
+    return Path(data_dir) / CACHE_DIRNAME
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def cache_path(episode_path: Path, data_dir: str | os.PathLike) -> Path:
+    rel = Path(episode_path).resolve().relative_to(Path(data_dir).resolve())
+    return cache_dir(data_dir) / rel.with_suffix(".npy")
+
+
+def load_lowres(episode_path: str | os.PathLike, data_dir: str | os.PathLike, build: bool = True) -> np.ndarray:
+    """The episode's (T+1, 60, 64, 3) uint8 low-res frames, from the cache (built if missing/stale)."""
+    episode_path = Path(episode_path)
+    out = cache_path(episode_path, data_dir)
+    meta = out.with_suffix(".json")
+    if out.exists() and meta.exists():
+        try:
+            if json.loads(meta.read_text()) == _stamp(episode_path):
+                return np.load(out, mmap_mode="r")
+        except (ValueError, OSError):
+            pass
+    if not build:
+        raise EpisodeError(f"{episode_path}: no low-res cache entry (run python src/build_cache.py {data_dir})")
+    low = downsample(read_episode(episode_path).frames)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, low)
+    os.replace(tmp, out)
+    meta.write_text(json.dumps(_stamp(episode_path)))
+    return low
+
+
+def build_cache(data_dir: str | os.PathLike, episodes: list[Path], progress: bool = True) -> list[np.ndarray]:
+    """Make sure every episode has a fresh cache entry; returns the low-res arrays (memory-mapped)."""
+    return [load_lowres(p, data_dir) for p in tqdm(episodes, desc="low-res cache", unit="episode",
+                                                     disable=not progress, leave=False)]

@@ -1,0 +1,38 @@
+"""Shared fixtures: real episodes from the real emulator, collected once per test session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "config"
+
+
+def compose(config_name: str, overrides: list[str]):
+    """Compose a Hydra config of this repo, as the entry points see it."""
+    from hydra import compose as _compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return _compose(config_name=config_name, overrides=overrides)
+
+
+def run_collect(overrides: list[str]) -> dict:
+    from collect import collect
+    return collect(compose("collect", overrides))
+
+
+@pytest.fixture(scope="session")
+def real_episodes(tmp_path_factory) -> Path:
+    """A small real dataset: 6 episodes on 1-1 and 1-2 from the scripted and balanced agents."""
+    out = tmp_path_factory.mktemp("episodes")
+    run_collect(["agent=scripted", "episodes=3", "max_steps=80", "level=[1-1,1-2]", f"out_dir={out}", "seed=1"])
+    run_collect(["agent=balanced", "episodes=3", "max_steps=80", "level=1-1", f"out_dir={out}", "seed=2"])
+    return out
