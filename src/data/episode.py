@@ -18,7 +18,7 @@ import numpy as np
 FORMAT = "smb-world-model/episode"
 VERSION = 1
 FRAME_SHAPE = (240, 256, 3)
-INFO_KEYS = ("x_pos", "y_pos", "life", "coins", "time", "status", "world", "stage", "flag_get", "score")
+INFO_KEYS = ("x_pos", "y_pos", "life", "coins", "time", "status", "world", "stage", "flag_get", "score", "camera_x")
 STATUS_CODES = {"small": 0, "tall": 1, "fireball": 2}
 _STEP_FIELDS = {"actions": np.uint8, "rewards": np.float32, "terminated": np.bool_, "truncated": np.bool_}
 

@@ -126,6 +126,7 @@ class SuperMarioBrosGym(EmulatorEnv):
             life=int(nes._life), coins=int(nes._coins), time=int(nes._time), status=nes._player_status,
             flag_get=self._flag or bool(nes._flag_get), score=int(nes._score),
         )
+        info["camera_x"] = int(nes.ram[0x071A]) * 256 + int(nes.ram[0x071C])  # left edge of the screen in the level
         info["level"] = f"{info['world']}-{info['stage']}"
         info["ram"] = np.array(nes.ram, copy=True)
         return info
