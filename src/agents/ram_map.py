@@ -53,3 +53,32 @@ def enemies(ram: np.ndarray) -> list[tuple[int, int, int]]:
             out.append((int(ram[ENEMY_PAGE + i]) * 256 + int(ram[ENEMY_X + i]), int(ram[ENEMY_Y + i]),
                         int(ram[ENEMY_TYPE + i])))
     return out
+
+
+# --- additions for feature extractors (Modular Mind policy) -------------------------------------
+PLAYER_Y_SPEED = 0x009F            # signed, positive = falling
+TIME_DIGITS = (0x07F8, 0x07F9, 0x07FA)
+
+
+def _signed(b: int) -> int:
+    return b - 256 if b > 127 else b
+
+
+def player_speed(ram: np.ndarray) -> tuple[int, int]:
+    """Mario's (x, y) speed as signed RAM values (x: + right, y: + down)."""
+    return _signed(int(ram[PLAYER_X_SPEED])), _signed(int(ram[PLAYER_Y_SPEED]))
+
+
+def float_state(ram: np.ndarray) -> int:
+    """0 on ground, 1 jumping, 2 falling, 3 sliding down the flagpole."""
+    return int(ram[PLAYER_FLOAT_STATE])
+
+
+def below_screen(ram: np.ndarray) -> bool:
+    """True once Mario has dropped below the screen (he is falling to his death in a pit)."""
+    return int(ram[PLAYER_VIEWPORT]) > 1
+
+
+def time_left(ram: np.ndarray) -> int:
+    """The level clock (0..999) from its three BCD-like digits."""
+    return int(ram[TIME_DIGITS[0]]) * 100 + int(ram[TIME_DIGITS[1]]) * 10 + int(ram[TIME_DIGITS[2]])
