@@ -2,7 +2,9 @@
 
 Low-res is the exact 4x4 area average of the 240x256 frame, computed once per episode and stored
 next to the dataset in `<data_dir>/.lowres_60x64/<episode stem>.npy` so that the trainer never resizes
-on the fly. A cache entry is rebuilt when its episode file changes (size or mtime differs).
+on the fly; beside it `<stem>.scroll.npy` holds the camera scroll between consecutive frames
+(models.motion.estimate_scrolls), which needs the full frames and so is computed in the same pass.
+A cache entry is rebuilt when its episode file changes (size or mtime differs).
 """
 from __future__ import annotations
 
@@ -58,13 +60,22 @@ def load_lowres(episode_path: str | os.PathLike, data_dir: str | os.PathLike, bu
             pass
     if not build:
         raise EpisodeError(f"{episode_path}: no low-res cache entry (run python src/build_cache.py {data_dir})")
-    low = downsample(read_episode(episode_path).frames)
+    from models.motion import estimate_scrolls  # torch is only needed when building
+    frames = read_episode(episode_path).frames
+    low = downsample(frames)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npy")
-    np.save(tmp, low)
-    os.replace(tmp, out)
+    for arr, dst in ((estimate_scrolls(frames), out.with_suffix(".scroll.npy")), (low, out)):
+        tmp = dst.with_name(dst.name + ".tmp.npy")
+        np.save(tmp, arr)
+        os.replace(tmp, dst)
     meta.write_text(json.dumps(_stamp(episode_path)))
     return low
+
+
+def load_scrolls(episode_path: str | os.PathLike, data_dir: str | os.PathLike) -> np.ndarray:
+    """The episode's (T,) int8 camera scrolls from the cache (built together with the low-res frames)."""
+    load_lowres(episode_path, data_dir)
+    return np.load(cache_path(Path(episode_path), data_dir).with_suffix(".scroll.npy"))
 
 
 def build_cache(data_dir: str | os.PathLike, episodes: list[Path], progress: bool = True) -> list[np.ndarray]:

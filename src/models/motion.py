@@ -1,0 +1,95 @@
+"""Camera motion: SMB scrolls horizontally only, by whole pixels, and never moves its status bar.
+
+Most of a next frame is the last frame shifted by the camera scroll. We estimate the scroll between
+two frames from the images (exhaustive search over integer shifts below the HUD band, exact on real
+NES frames), build the motion-compensated prior `shift(last_full, k)` and its exact low-res version,
+and let the networks predict only what the shift does not explain. The scroll `k` of the next step
+is predicted by `ScrollHead` (a classifier over -MAX_SHIFT..MAX_SHIFT).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+HUD_ROWS = 32                  # the status bar (score, coins, world, time) does not scroll
+MAX_SHIFT = 16                 # pixels per step at frame-skip 4 (Mario's top speed is ~3 px/frame)
+NUM_SHIFTS = 2 * MAX_SHIFT + 1
+_ORDER = sorted(range(-MAX_SHIFT, MAX_SHIFT + 1), key=abs)  # ties go to the smallest |k|
+
+
+@torch.no_grad()
+def estimate_scrolls(frames, row_step: int = 2) -> np.ndarray:
+    """Scroll between consecutive full-res frames: (T+1, 240, 256, 3) uint8 -> (T,) int8.
+
+    k[t] is the integer such that frames[t+1][:, x] ~ frames[t][:, x + k] below the HUD (k > 0: the
+    camera moved right). Exhaustive search over |k| <= MAX_SHIFT by mean absolute difference of a
+    luminance proxy on every `row_step`-th row; ties go to the smallest |k| (flat sky is ambiguous).
+    """
+    f = torch.as_tensor(np.asarray(frames))[:, HUD_ROWS::row_step].to(torch.int16).sum(-1).float()  # (T+1, R, W)
+    a, b = f[:-1], f[1:]
+    w = f.shape[-1]
+    errs = []
+    for k in _ORDER:
+        if k >= 0:
+            errs.append((b[..., : w - k] - a[..., k:]).abs().mean((1, 2)))
+        else:
+            errs.append((b[..., -k:] - a[..., : w + k]).abs().mean((1, 2)))
+    e = torch.stack(errs, 1)                                   # (T, NUM_SHIFTS) in _ORDER
+    # first index within a tiny tolerance of the minimum -> the smallest |k| among ties
+    idx = (e <= e.min(1, keepdim=True).values + 1e-4).float().argmax(1)
+    return np.asarray(_ORDER, dtype=np.int8)[idx.numpy()]
+
+
+def estimate_scroll(prev: np.ndarray, nxt: np.ndarray) -> int:
+    """Scroll between two (240, 256, 3) frames (see estimate_scrolls)."""
+    return int(estimate_scrolls(np.stack([prev, nxt]))[0])
+
+
+def apply_scroll(frames: torch.Tensor, k: torch.Tensor, hud_rows: int = HUD_ROWS) -> torch.Tensor:
+    """Shift the playfield of (B, C, H, W) frames left by k[b] pixels (right if negative).
+
+    The HUD rows stay; the strip the camera reveals is filled by repeating the edge column
+    (the networks paint it). Works at any resolution if k and hud_rows are given in its pixels.
+    """
+    b, c, h, w = frames.shape
+    k = k.to(frames.device).long().view(b, 1, 1, 1)
+    x = torch.arange(w, device=frames.device).view(1, 1, 1, w)
+    src = (x + k).clamp(0, w - 1).expand(b, c, h - hud_rows, w)
+    out = frames.clone()
+    out[:, :, hud_rows:] = torch.gather(frames[:, :, hud_rows:], 3, src)
+    return out
+
+
+def area_downsample(frames: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """Exact factor x factor area average of (B, C, H, W) (the low-res space of the denoiser)."""
+    return nn.functional.avg_pool2d(frames, factor)
+
+
+class ScrollHead(nn.Module):
+    """Classifies the next step's scroll from the low-res context, its past scrolls and the actions.
+
+    The camera follows Mario once he passes the middle of the screen, so the scroll depends on where
+    Mario is (seen in the frames), how fast he moves (past scrolls) and what is pressed (actions).
+    """
+
+    def __init__(self, context: int = 4, num_buttons: int = 6, channels: int = 32, hidden: int = 128):
+        super().__init__()
+        c = channels
+        self.conv = nn.Sequential(                         # (B, 3*context, 60, 64)
+            nn.Conv2d(3 * context, c, 3, 2, 1), nn.SiLU(),  # 30x32
+            nn.Conv2d(c, 2 * c, 3, 2, 1), nn.SiLU(),       # 15x16
+            nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.SiLU(),   # 8x8
+            nn.AdaptiveAvgPool2d((2, 4)), nn.Flatten(),     # where Mario is matters: keep a coarse map
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * c * 8 + context * num_buttons + (context - 1) * NUM_SHIFTS, hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, NUM_SHIFTS),
+        )
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:
+        """obs (B, context, 3, 60, 64) in [-1, 1]; act (B, context, 6) multi-hot; past_scroll (B, context-1)
+        int in [-MAX_SHIFT, MAX_SHIFT] -> logits (B, NUM_SHIFTS) over k = -MAX_SHIFT..MAX_SHIFT."""
+        feats = self.conv(obs.flatten(1, 2))
+        onehot = nn.functional.one_hot(past_scroll.long() + MAX_SHIFT, NUM_SHIFTS).float().flatten(1)
+        return self.mlp(torch.cat([feats, act.flatten(1), onehot], 1))
