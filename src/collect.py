@@ -62,13 +62,18 @@ def _jobs(levels: list[str], seed: int, worker: int, workers: int, episodes: int
         i += workers
 
 
+def _public(agent_cfg: dict) -> dict:
+    """The agent config as stored in every episode file: secrets (API keys) left out."""
+    return {k: ("<hidden>" if "key" in k.lower() and v else v) for k, v in agent_cfg.items()}
+
+
 def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, results) -> None:
     episodes = None if cfg["total_steps"] else cfg["episodes"]
     budget = None if not cfg["total_steps"] else -(-cfg["total_steps"] // cfg["workers"])
     try:
         res = collect_worker(_env_factory(cfg["env"], cfg["max_steps"]), _agent_factory(cfg["agent"], cfg["seed"] + w),
                              _jobs(levels, cfg["seed"], w, cfg["workers"], episodes), cfg["out_dir"], source,
-                             cfg["max_steps"], attrs={"agent_config": json.dumps(cfg["agent"]), "env": cfg["env"]["name"]},
+                             cfg["max_steps"], attrs={"agent_config": json.dumps(_public(cfg["agent"])), "env": cfg["env"]["name"]},
                              step_budget=budget, compression=cfg["compression"], on_step=progress.put if progress else None)
     except Exception as e:  # noqa: BLE001 - reported by the parent as one line
         res = WorkerResult(errors=[f"worker {w}: {type(e).__name__}: {e}"])
@@ -164,7 +169,7 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     bar.close()
     res = _merge(results)
     report = _report(res, time.time() - t0, source, out_dir, c["seed"]) if c["summary"] else {}
-    bad = [e for e in res.errors if e != "stopped by the user"]
+    bad = list(dict.fromkeys(e for e in res.errors if e != "stopped by the user"))  # each worker may report the same
     if bad:
         print("errors: " + "; ".join(bad), file=sys.stderr)
     return report

@@ -14,6 +14,11 @@ import numpy as np
 import actions as A
 
 
+class AgentStopped(Exception):
+    """Raised by `act` when the agent cannot go on (e.g. its model server is down). The collector
+    saves the episode so far marked truncated, reports str(exc) once and stops collecting."""
+
+
 class Agent:
     name = "agent"
 

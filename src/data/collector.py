@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from agents.base import AgentStopped
 from data.episode import EpisodeWriter, episode_length
 
 
@@ -47,13 +48,18 @@ def _raise_stop(signum, frame):  # SIGTERM behaves like Ctrl-C: finish the file,
 
 def run_episode(env, agent, writer: EpisodeWriter, job: EpisodeJob, max_steps: int,
                 on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Play one episode into `writer` (which the caller closes). Returns max_x, flag, steps."""
+    """Play one episode into `writer` (which the caller closes). Returns max_x, flag, steps and
+    `stopped` (the reason when the agent raised AgentStopped, else None)."""
     obs, info = env.reset(seed=job.seed)
     agent.reset(seed=job.seed)
     writer.reset(obs, info)
-    max_x, flag, pending = int(info.get("x_pos", 0)), False, 0
+    max_x, flag, pending, stopped = int(info.get("x_pos", 0)), False, 0, None
     for t in range(max_steps):
-        action = agent.act(obs, info)
+        try:
+            action = agent.act(obs, info)
+        except AgentStopped as e:
+            stopped = str(e) or type(e).__name__
+            break
         obs, reward, terminated, truncated, info = env.step(action)
         truncated = truncated or (t == max_steps - 1 and not terminated)
         writer.step(action, reward, terminated, truncated, obs, info, text=agent.last_text)
@@ -67,7 +73,7 @@ def run_episode(env, agent, writer: EpisodeWriter, job: EpisodeJob, max_steps: i
             break
     if on_step and pending:
         on_step(pending)
-    return {"max_x": max_x, "flag": flag, "steps": len(writer)}
+    return {"max_x": max_x, "flag": flag, "steps": len(writer), "stopped": stopped}
 
 
 def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any], jobs, out_dir: str | Path,
@@ -113,11 +119,16 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
             extra = agent.episode_attrs() if hasattr(agent, "episode_attrs") else {}
             for k, v in extra.items():
                 writer.set_attr(k, v if isinstance(v, (int, float, str, bool)) else json.dumps(v))
-            writer.close()
-            res.episodes += 1
-            res.steps += out["steps"]
-            res.max_x.append(out["max_x"])
-            res.flags += int(out["flag"])
+            if out["stopped"]:
+                writer.set_attr("stopped_reason", out["stopped"])
+            if writer.close(mark_truncated=bool(out["stopped"])) is not None:  # None: stopped before a step
+                res.episodes += 1
+                res.steps += out["steps"]
+                res.max_x.append(out["max_x"])
+                res.flags += int(out["flag"])
+            if out["stopped"]:  # the agent cannot go on (e.g. its server is down): report once, stop
+                res.errors.append(f"agent stopped: {out['stopped']}")
+                break
     except KeyboardInterrupt:
         res.errors.append("stopped by the user")
     finally:
