@@ -1,0 +1,68 @@
+"""Build the environments the player drives, turning every loading failure into one PlayError line.
+
+The player never imports an environment class directly: `Session` receives these builders, so tests
+and other tools can inject any Gymnasium env with our interface (240x256x3 frames, NES-byte actions).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+from data.spawn import Spawn, SpawnError, load_spawn
+from game.config import PlayConfig, PlayError
+
+DreamBuilder = Callable[[PlayConfig], Any]
+RealBuilder = Callable[[str], Any]
+
+NO_CHECKPOINT_HINT = ("train one with `python src/main.py experiment=tiny data.dir=<episodes dir>` "
+                      "and pass --checkpoint <run dir>/checkpoints, or play the real game with --real")
+
+
+def make_dream(cfg: PlayConfig) -> Any:
+    """WorldModelEnv for `cfg` (checkpoint, device, denoising steps, sampler)."""
+    try:
+        mod = importlib.import_module("envs.world_model_env")
+    except ModuleNotFoundError as e:
+        if e.name != "envs.world_model_env":
+            raise
+        raise PlayError("the dream environment (src/envs/world_model_env.py) is missing from this checkout; "
+                        "update it, or play the real game with --real") from None
+    try:
+        # The session picks starts itself; the env's own episode limit is disabled (the session
+        # truncates both sides of --compare at the same step).
+        return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.steps,
+                                 sampler=cfg.sampler, max_episode_steps=None)
+    except mod.CheckpointError as e:
+        raise PlayError(one_line(e)) from None
+    except SpawnError as e:
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None
+
+
+def make_real_factory(cfg: PlayConfig) -> RealBuilder:
+    def make_real(level: str) -> Any:
+        from envs.smb_env import SuperMarioBrosGym
+        # No env time limit: a spawn's replay can be long; the session truncates episodes itself.
+        return SuperMarioBrosGym(level=level, max_episode_steps=None)
+    return make_real
+
+
+def load_spawn_clean(path: str | Path) -> Spawn:
+    try:
+        return load_spawn(path)
+    except SpawnError as e:
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
+
+
+def replay_fn() -> Callable[[Any, Spawn], Any] | None:
+    """`data.spawn_tools.replay_to_spawn` if this checkout has it (imported late: it is optional)."""
+    try:
+        from data.spawn_tools import replay_to_spawn
+    except ImportError:
+        return None
+    return replay_to_spawn
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,207 @@
+"""What is being played: the dream, the real emulator, or both in lockstep (compare), from a start.
+
+A start is a spawn folder or the start of an emulator level. In compare mode both sides begin in the
+same state: the real game is replayed to the spawn (`data.spawn_tools.replay_to_spawn`), or, for a
+level start / a spawn without emulator replay, the dream is seeded with the real game's first four
+frames. `reset` and `step` run in the player's worker thread; they touch no pygame state.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.lowres import downsample
+from data.spawn import CONTEXT, Spawn, list_spawns
+from envs.smb_env import ALL_LEVELS, parse_level
+from game.config import PlayConfig, PlayError
+from data.spawn import SpawnError
+from game.factory import (DreamBuilder, RealBuilder, load_spawn_clean, make_dream, make_real_factory, one_line,
+                          replay_fn)
+from game.record import Recorder
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = {"dream": "dream/human", "real": "nes/human"}
+
+
+@dataclass
+class Start:
+    spawn: Path | None = None
+    level: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spawn.name if self.spawn is not None else f"level {self.level}"
+
+
+@dataclass
+class Shown:
+    """One update of the screen: a frame per side, after a reset (action None) or a step."""
+    images: dict[str, np.ndarray]
+    step: int
+    action: int | None = None
+    ended: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+class Session:
+    def __init__(self, cfg: PlayConfig, dream_builder: DreamBuilder = make_dream, real_builder: RealBuilder | None = None):
+        self.cfg = cfg
+        self.sides = {"dream": ["dream"], "real": ["real"], "compare": ["dream", "real"]}[cfg.mode]
+        self.dream = dream_builder(cfg) if "dream" in self.sides else None
+        self._make_real = real_builder or make_real_factory(cfg)
+        self._real_envs: dict[str, Any] = {}
+        self._real: Any = None
+        self.rng = np.random.default_rng(cfg.seed)
+        self.random_start = cfg.spawn == "random"
+        self.starts, self.index = self._resolve_starts()
+        self.step_count = 0
+        self.episodes = 0
+        self.recorders: dict[str, Recorder] = {}
+        if cfg.record:
+            base = {"player": "src/play.py", "mode": cfg.mode, "seed": cfg.seed, "fps": cfg.fps}
+            dream = {"checkpoint": cfg.checkpoint or "checkpoints/", "sampler": cfg.sampler,
+                     "denoising_steps": self.denoising_steps or 0}
+            self.recorders = {s: Recorder(Path(cfg.record), SOURCES[s], {**base, **(dream if s == "dream" else {})})
+                              for s in self.sides}
+
+    # --- starts ----------------------------------------------------------------------------------
+    def _resolve_starts(self) -> tuple[list[Start], int]:
+        spec, index = self.cfg.spawn, 0
+        if spec not in (None, "random") and not str(spec).isdigit():
+            p = Path(spec)
+            looks_like_one = p.is_dir() and any((p / f).exists() for f in ("act.npy", "low_res.npy", "meta.json"))
+            paths = [p] if looks_like_one or p.is_file() else list_spawns(p)
+            if not paths:
+                raise PlayError(f"--spawn {spec}: no spawn folders there (each needs full_res.npy and act.npy); "
+                                "make some with `python src/spawn.py`")
+        elif self.dream is not None:
+            paths = [Path(s) for s in getattr(self.dream, "spawns", [])]
+        elif spec is not None:     # real mode with an index or 'random': the repo's spawns
+            paths = list_spawns(ROOT / "spawn")
+        else:
+            paths = []
+        if spec is not None and str(spec).isdigit():
+            index = int(spec)
+            if index >= len(paths):
+                raise PlayError(f"--spawn {spec}: there are only {len(paths)} spawns (indices 0..{len(paths) - 1}); "
+                                "make more with `python src/spawn.py`")
+        if paths:
+            return [Start(spawn=p) for p in paths], index
+        first = ALL_LEVELS.index("%d-%d" % parse_level(self.cfg.level))
+        return [Start(level=lv) for lv in ALL_LEVELS[first:] + ALL_LEVELS[:first]], 0
+
+    @property
+    def start(self) -> Start:
+        return self.starts[self.index]
+
+    @property
+    def denoising_steps(self) -> int | None:
+        return getattr(self.dream, "denoising_steps", None) if self.dream is not None else None
+
+    def _real_env(self, level: str) -> Any:
+        if level not in self._real_envs:
+            self._real_envs[level] = self._make_real(level)
+        return self._real_envs[level]
+
+    def _spawn_from_level(self, env: Any, level: str) -> tuple[Spawn, np.ndarray, dict]:
+        """Reset the emulator at `level` and hold NOOP for the context: the dream's start at a level."""
+        obs, info = env.reset(seed=self.cfg.seed)
+        frames = [obs]
+        for _ in range(CONTEXT - 1):
+            obs, _, _, _, info = env.step(0)
+            frames.append(obs)
+        full = np.stack(frames)
+        meta = {"source": "nes", "level": level, "replay_actions": [0] * (CONTEXT - 1)}
+        return Spawn(full, downsample(full), np.zeros(CONTEXT, np.uint8), meta=meta), obs, info
+
+    # --- play ------------------------------------------------------------------------------------
+    def reset(self, advance: int = 0) -> Shown:
+        """Start a new episode (at the next start if `advance`); closes the recorded one."""
+        for r in self.recorders.values():
+            r.finish(stopped=True)
+        if self.random_start:
+            self.index = int(self.rng.integers(len(self.starts)))
+        else:
+            self.index = (self.index + advance) % len(self.starts)
+        start = self.start
+        spawn = load_spawn_clean(start.spawn) if start.spawn is not None else None
+        level = str(spawn.meta.get("level", self.cfg.level)) if spawn is not None else str(start.level)
+        images, infos, note = {}, {}, ""
+        if "real" in self.sides or spawn is None:
+            real_level = level
+            try:
+                parse_level(level)
+            except ValueError:
+                real_level, note = self.cfg.level, f"spawn level {level!r} is not an emulator level: real game at {self.cfg.level}"
+            env = self._real_env(real_level)
+            replay = replay_fn()
+            if spawn is not None and spawn.replay_actions is not None and replay is not None and not note:
+                try:
+                    obs = replay(env, spawn)
+                except SpawnError as e:
+                    raise PlayError(f"{one_line(e)}; pick another spawn with --spawn") from None
+                info = emulator_info(env)
+            elif self.dream is not None:
+                if spawn is not None:
+                    note = note or "spawn has no emulator replay: both sides start at the level start"
+                spawn, obs, info = self._spawn_from_level(env, real_level)
+                level = real_level
+            else:
+                obs, info = env.reset(seed=self.cfg.seed)
+            if "real" in self.sides:
+                self._real = env
+                images["real"], infos["real"] = obs, info
+        if self.dream is not None:
+            try:
+                images["dream"], infos["dream"] = self.dream.reset(seed=self.cfg.seed, options={"spawn": spawn})
+            except SpawnError as e:
+                raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
+        self.step_count = 0
+        self.episodes += 1
+        for side, r in self.recorders.items():
+            r.start(images[side], infos[side], level if side == "dream" else str(infos[side].get("level", level)),
+                    {"spawn": str(start.spawn or "")})
+        return Shown(images=images, step=0, note=note)
+
+    def step(self, action: int) -> Shown:
+        images, timings, ended = {}, {}, False
+        limit = self.cfg.max_episode_steps
+        for side in self.sides:
+            env = self.dream if side == "dream" else self._real
+            t0 = time.perf_counter()
+            obs, reward, terminated, truncated, info = env.step(int(action))
+            truncated = bool(truncated) or (limit is not None and self.step_count + 1 >= limit and not terminated)
+            timings[f"{side}_ms"] = (time.perf_counter() - t0) * 1000
+            for k, v in (info.get("timings_ms") or {}).items():
+                timings[f"{side}/{k}"] = float(v)
+            if side in self.recorders:
+                self.recorders[side].step(action, reward, terminated, truncated, obs, info)
+            images[side] = obs
+            ended = ended or bool(terminated or truncated)
+        self.step_count += 1
+        if ended:
+            for r in self.recorders.values():
+                r.finish(stopped=True)
+        return Shown(images=images, step=self.step_count, action=int(action), ended=ended, timings_ms=timings)
+
+    def saved_episodes(self) -> list[Path]:
+        return [p for r in self.recorders.values() for p in r.saved]
+
+    def close(self) -> None:
+        """Commit recordings and close every environment (safe to call twice)."""
+        for r in self.recorders.values():
+            r.finish(stopped=True)
+        for env in [self.dream, *self._real_envs.values()]:
+            if env is not None:
+                env.close()
+
+
+def emulator_info(env: Any) -> dict[str, Any]:
+    """The emulator's info for its current frame (after a replay, which returns only the frame)."""
+    read = getattr(getattr(env, "unwrapped", env), "_game_info", None)
+    return dict(read()) if callable(read) else {}

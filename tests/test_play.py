@@ -1,0 +1,219 @@
+"""The pygame player (src/play.py): keys, headless runs on the real emulator and on a tiny trained
+world model, recording, compare mode, and the one-line errors. SDL runs with its dummy video driver."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+
+import actions as A  # noqa: E402
+from data.episode import list_episodes, read_episode  # noqa: E402
+from data.lowres import downsample  # noqa: E402
+from data.spawn import Spawn, save_spawn  # noqa: E402
+from game.config import PlayError, parse_args  # noqa: E402
+from game.run import read_action_file  # noqa: E402
+
+RIGHT, LEFT, RUN_JUMP_RIGHT = 0x80, 0x40, 0x83
+
+
+def play(*args: str) -> int:
+    from play import main
+    return main([str(a) for a in args])
+
+
+def play_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, str(ROOT / "src" / "play.py"), *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=ROOT)
+
+
+def action_file(path: Path, actions: list[int]) -> Path:
+    path.write_text("# NES bytes, one per line\n" + "\n".join(map(str, actions)) + "\n")
+    return path
+
+
+def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def spawn_dir(real_episodes, tmp_path_factory) -> Path:
+    """A spawn cut from a real emulator episode, with the replay that brings the emulator there."""
+    ep_path = next(p for p in list_episodes(real_episodes) if read_episode(p, frames=False).attrs["level"] == "1-1")
+    ep = read_episode(ep_path)
+    s = 20
+    frames = ep.frames[s:s + 4]
+    spawn = Spawn(frames, downsample(frames), ep.actions[s:s + 4].astype(np.uint8),
+                  meta={"source": ep.attrs["source"], "level": "1-1", "episode": ep_path.name, "start": s,
+                        "replay_actions": [int(a) for a in ep.actions[:s + 3]]})
+    return save_spawn(spawn, tmp_path_factory.mktemp("spawns") / "s0")
+
+
+# --- keys ----------------------------------------------------------------------------------------
+def test_keymap_buttons_combine_and_opposites_cancel():
+    import pygame
+    from game.keymap import KeyMap
+    pygame.init()
+    km = KeyMap().resolve(pygame.key.key_code)
+    held = lambda *names: (lambda code: code in {pygame.key.key_code(n) for n in names})  # noqa: E731
+    assert km.byte_from_held(held("right", "z", "x")) == A.to_byte(["right", "A", "B"])
+    assert km.byte_from_held(held("d", "space", "left shift")) == A.to_byte(["right", "A", "B"])
+    assert km.byte_from_held(held("a", "k", "j")) == A.to_byte(["left", "A", "B"])
+    assert km.byte_from_held(held("left", "right", "z")) == A.to_byte(["A"])
+    assert km.byte_from_held(held("w")) == A.to_byte(["up"]) and km.byte_from_held(held()) == A.NOOP
+    assert km.control_for_key(pygame.K_RETURN) == "reset" and km.control_for_key(pygame.K_TAB) == "switch"
+    assert km.control_for_key(pygame.K_n) == "switch" and km.control_for_key(pygame.K_p) == "pause"
+    assert km.control_for_key(pygame.K_PERIOD) == "step" and km.control_for_key(pygame.K_ESCAPE) == "quit"
+
+
+def test_action_file_and_flag_errors(tmp_path):
+    assert read_action_file(action_file(tmp_path / "a.txt", [128, 131, 0])) == [128, 131, 0]
+    (tmp_path / "bad.txt").write_text("128\nright\n")
+    with pytest.raises(PlayError, match="line 2"):
+        read_action_file(tmp_path / "bad.txt")
+    (tmp_path / "big.txt").write_text("300\n")
+    with pytest.raises(PlayError, match="0..255"):
+        read_action_file(tmp_path / "big.txt")
+    for argv, msg in ((["--real", "--compare"], "exclude"), (["--headless"], "--out"), (["--fps", "0"], "--fps"),
+                      (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file")):
+        with pytest.raises(PlayError, match=msg):
+            parse_args(argv)
+
+
+# --- real emulator -------------------------------------------------------------------------------
+def test_real_headless_records_human_episode_matching_the_emulator(tmp_path):
+    import gymnasium
+    import envs  # noqa: F401
+    acts = [RIGHT] * 10 + [RUN_JUMP_RIGHT] * 10 + [LEFT] * 15
+    rec = tmp_path / "rec"
+    assert play("--real", "--headless", "--frames", 35, "--actions", action_file(tmp_path / "a.txt", acts),
+                "--out", tmp_path / "out", "--record", rec) == 0
+    frames = np.load(tmp_path / "out" / "frames.npy")
+    assert frames.shape == (35, 240, 256, 3) and frames.dtype == np.uint8
+    stats = json.loads((tmp_path / "out" / "play_stats.json").read_text())
+    assert stats["fps"] > 0 and stats["steps"] == 35 and stats["settings"]["mode"] == "real"
+    assert (tmp_path / "out" / "frames.gif").stat().st_size > 0
+    [path] = list_episodes(rec)
+    ep = read_episode(path)
+    assert ep.attrs["source"] == "nes/human" and ep.attrs["level"] == "1-1"
+    assert list(ep.actions) == acts and ep.truncated[-1] and not ep.terminated.any()
+    np.testing.assert_array_equal(ep.frames[1:], frames)
+    env = gymnasium.make("smbwm/SuperMarioBros-1-1-v0")
+    env.reset(seed=0)
+    for t, a in enumerate(acts):          # the player shows exactly what the emulator computes
+        obs = env.step(a)[0]
+        np.testing.assert_array_equal(obs, frames[t])
+    env.close()
+    x = ep.info["x_pos"]
+    assert x.max() > x[0] + 50 and x[-1] < x.max()      # ran right, then walked back left
+
+
+def test_keyboard_presses_latch_into_one_combined_step(tmp_path):
+    import pygame
+    from game.player import Player
+    from game.render import Renderer
+    from game.session import Session
+    cfg = parse_args(["--real", "--scale", "1"])
+    session = Session(cfg)
+    renderer = Renderer(session.sides, 1)
+    try:
+        player = Player(session, renderer, fps=60)
+        for key in (pygame.K_RIGHT, pygame.K_z, pygame.K_LSHIFT):   # tapped: down and up before the step
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
+            pygame.event.post(pygame.event.Event(pygame.KEYUP, key=key, mod=0, unicode="", scancode=0))
+        log = player.run(max_steps=2)
+        assert log.actions[0] == A.to_byte(["right", "A", "B"]) and log.actions[1] == A.NOOP
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode="", scancode=0))
+        player2 = Player(session, renderer, fps=60)
+        assert player2.run().steps == 0          # Esc quits the loop
+    finally:
+        renderer.close()
+        session.close()
+
+
+# --- errors --------------------------------------------------------------------------------------
+def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path):
+    bad = tmp_path / "bad_spawn"
+    bad.mkdir()
+    np.save(bad / "full_res.npy", np.zeros((4, 120, 128, 3), np.uint8))
+    np.save(bad / "act.npy", np.zeros(4, np.uint8))
+    assert_one_line_error(play_cli("--real", "--spawn", bad, "--headless", "--frames", 2, "--out", tmp_path / "o"),
+                          "full_res.npy", "src/spawn.py")
+    assert_one_line_error(play_cli("--spawn", tmp_path / "missing", "--headless", "--out", tmp_path / "o"),
+                          "no such folder", "src/spawn.py")
+    assert_one_line_error(play_cli("--checkpoint", tmp_path / "nope", "--headless", "--out", tmp_path / "o"),
+                          "--checkpoint", "src/main.py")
+    broken = tmp_path / "ckpt"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"not a checkpoint")
+    assert_one_line_error(play_cli("--checkpoint", broken, "--headless", "--out", tmp_path / "o"))
+
+
+# --- the dream (a tiny world model trained by the test session) ----------------------------------
+def test_dream_headless_frames_and_actions_matter(tiny_checkpoint, spawn_dir, tmp_path):
+    outs = {}
+    for name, byte in (("right", RUN_JUMP_RIGHT), ("left", LEFT)):
+        out = tmp_path / name
+        assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 6,
+                    "--actions", action_file(tmp_path / f"{name}.txt", [byte]), "--out", out,
+                    "--sampler", "fast") == 0
+        outs[name] = np.load(out / "frames.npy")
+        assert outs[name].shape == (6, 240, 256, 3) and outs[name].dtype == np.uint8
+        stats = json.loads((out / "play_stats.json").read_text())
+        assert stats["fps"] > 0 and stats["settings"]["mode"] == "dream" and stats["settings"]["sampler"] == "fast"
+    assert not np.array_equal(outs["right"], outs["left"])
+
+
+def test_dream_records_a_valid_episode(tiny_checkpoint, spawn_dir, tmp_path):
+    rec = tmp_path / "rec"
+    assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 5,
+                "--actions", "random", "--out", tmp_path / "out", "--record", rec) == 0
+    [path] = list_episodes(rec)
+    ep = read_episode(path)
+    assert ep.attrs["source"] == "dream/human" and len(ep) == 5 and ep.truncated[-1]
+    np.testing.assert_array_equal(ep.frames[1:], np.load(tmp_path / "out" / "frames.npy"))
+    assert list(ep.actions) == json_actions(tmp_path / "out")
+
+
+def json_actions(out: Path) -> list[int]:
+    """The actions the player fed, recovered from play_stats' histogram total (sanity: 5 steps)."""
+    stats = json.loads((out / "play_stats.json").read_text())
+    assert sum(stats["actions"].values()) == stats["steps"]
+    return list(read_episode(next(iter(list_episodes(out.parent / "rec")))).actions)
+
+
+def test_compare_advances_both_sides_from_the_same_state(tiny_checkpoint, spawn_dir, tmp_path):
+    out = tmp_path / "cmp"
+    acts = [RIGHT] * 8
+    assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--compare", "--headless", "--frames", 8,
+                "--actions", action_file(tmp_path / "a.txt", acts), "--out", out) == 0
+    dream, real = np.load(out / "frames.npy"), np.load(out / "real_frames.npy")
+    assert dream.shape == real.shape == (8, 240, 256, 3)
+    assert not np.array_equal(real[0], real[-1]) and not np.array_equal(dream[0], dream[-1])
+    # The real side started from the spawn's state: its first step follows the spawn's last frame.
+    import gymnasium
+    import envs  # noqa: F401
+    from data.spawn import load_spawn
+    env = gymnasium.make("smbwm/SuperMarioBros-1-1-v0")
+    env.reset()
+    for a in load_spawn(spawn_dir).replay_actions + acts[:1]:
+        obs = env.step(a)[0]
+    env.close()
+    np.testing.assert_array_equal(obs, real[0])
+    gif = out / "frames.gif"
+    from PIL import Image
+    assert Image.open(gif).size == (512, 240)
