@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import queue
+import signal
 import sys
 import time
 from collections import Counter
@@ -140,6 +142,13 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
                  for w in range(workers)]
         for p in procs:
             p.start()
+
+        def _forward_term(signum, frame):  # `kill PID` reaches only this process: stop the workers too
+            for p in procs:
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
+            raise KeyboardInterrupt
+        old_term = signal.signal(signal.SIGTERM, _forward_term)
         results = []
         try:
             while len(results) < workers:
@@ -164,6 +173,7 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
                     results.append(result_q.get(timeout=0.5))
                 except (queue.Empty, KeyboardInterrupt):
                     pass
+        signal.signal(signal.SIGTERM, old_term)
         for p in procs:
             p.join(timeout=5)
     bar.close()

@@ -130,23 +130,32 @@ class EpisodeWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        n = len(self._pending)
+        batch, self._pending = self._pending, []   # taken first: an interrupted flush never writes twice
+        n = len(batch)
         self._frames.resize(self._n_frames + n, axis=0)
-        self._frames[self._n_frames:self._n_frames + n] = np.stack(self._pending)
+        self._frames[self._n_frames:self._n_frames + n] = np.stack(batch)
         self._n_frames += n
-        self._pending.clear()
 
     def close(self, mark_truncated: bool = False) -> Path | None:
         """Commit the episode. `mark_truncated` flags the last step as truncated (stopped early).
         An episode without a single step is discarded (returns None)."""
         if self.closed:
             return self.path
-        if len(self) == 0:
+        self._flush()
+        # Ctrl-C can land between the appends of step(): keep the longest consistent prefix
+        T = min(*(len(v) for v in self._steps.values()), *(len(v) - 1 for v in self._info.values()),
+                self._n_frames - 1, len(self._text) if self._text is not None else self._n_frames)
+        if T < 1:
             self.abort()
             return None
+        for v in (*self._steps.values(), *([self._text] if self._text is not None else [])):
+            del v[T:]
+        for v in self._info.values():
+            del v[T + 1:]
+        if self._n_frames > T + 1:
+            self._frames.resize(T + 1, axis=0)
         if mark_truncated and not (self._steps["terminated"][-1] or self._steps["truncated"][-1]):
             self._steps["truncated"][-1] = True
-        self._flush()
         f = self._file
         for k, dt in _STEP_FIELDS.items():
             f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt))
@@ -240,6 +249,19 @@ def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise EpisodeError(f"{path}: unreadable or corrupt episode file ({msg})") from None
+
+
+def read_frames(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
+    """frames[start:stop] of one episode without reading the rest (random access for training)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            _check(path, f, frames_too=True)
+            return f["frames"][start:stop]
+    except EpisodeError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
 
 
 def episode_length(path: str | os.PathLike) -> int:
