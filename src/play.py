@@ -11,6 +11,7 @@ Keys: arrows/WASD move, Z/K/Space jump (A), X/J/Shift run (B), Enter reset, P pa
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -21,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SDL_VIDEODRIVER"] = "dummy"     # before pygame initialises video
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    signal.signal(signal.SIGTERM, _interrupt)     # kill = Ctrl-C: the episode being recorded is kept
 
     from data.episode import EpisodeError
     from data.spawn import SpawnError
@@ -41,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted (recordings so far are saved)", file=sys.stderr)
         return 130
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ class PlayError(ValueError):
 class PlayConfig:
     checkpoint: str | None = None      # None -> the shipped checkpoints/ dir
     spawn: str | None = None           # spawn folder, folder of spawns, index, or "random"
-    scale: int = 3
+    scale: int | None = None           # window scale; None: 3, or 2 side by side (--compare)
     fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
     steps: int | None = None           # denoising steps (None: the checkpoint's default)
     sampler: str = "fast"
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                ". step while paused, Tab/N next spawn, Esc quit.")
     p.add_argument("--checkpoint", help="checkpoint file or run/checkpoints dir (default: the shipped checkpoints/)")
     p.add_argument("--spawn", help="spawn folder, folder of spawns, index into the spawn list, or 'random'")
-    p.add_argument("--scale", type=int, default=d.scale, help=f"window scale (default {d.scale})")
+    p.add_argument("--scale", type=int, help="window scale (default 3; 2 with --compare)")
     p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
     p.add_argument("--denoising-steps", "--steps", type=int, dest="steps",
                    help="denoising steps per frame (default: the checkpoint's)")
@@ -79,6 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> PlayConfig:
 def validate(cfg: PlayConfig) -> None:
     if cfg.real and cfg.compare:
         raise PlayError("--real and --compare exclude each other (--compare already shows the real game)")
+    if cfg.scale is None:
+        cfg.scale = 2 if cfg.compare else 3
     if cfg.scale < 1 or cfg.scale > 8:
         raise PlayError(f"--scale must be 1..8, got {cfg.scale}")
     if cfg.fps <= 0:

@@ -15,8 +15,8 @@ from game.config import PlayConfig, PlayError
 DreamBuilder = Callable[[PlayConfig], Any]
 RealBuilder = Callable[[str], Any]
 
-NO_CHECKPOINT_HINT = ("train one with `python src/main.py experiment=tiny data.dir=<episodes dir>` "
-                      "and pass --checkpoint <run dir>/checkpoints, or play the real game with --real")
+NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (README, "
+                      "world model) or pass --checkpoint DIR, or play the real game with --real")
 
 
 def make_dream(cfg: PlayConfig) -> Any:
@@ -34,7 +34,8 @@ def make_dream(cfg: PlayConfig) -> Any:
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.steps,
                                  sampler=cfg.sampler, max_episode_steps=None)
     except mod.CheckpointError as e:
-        raise PlayError(one_line(e)) from None
+        msg = one_line(e)
+        raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None
 

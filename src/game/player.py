@@ -55,9 +55,12 @@ class RunLog:
     started: float = 0.0
     finished: float = 0.0
 
+    reset_s: float = 0.0        # time spent in resets (model/emulator start, replays): not play
+
     def add(self, shown: Shown, worker_ms: float) -> None:
         if shown.action is None:
             self.resets += 1
+            self.reset_s += worker_ms / 1000
             return
         self.steps += 1
         self.actions.append(shown.action)

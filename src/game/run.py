@@ -117,12 +117,12 @@ def write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
 
 
 def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
-    wall = max(log.finished - log.started, 1e-9)
+    wall = max(log.finished - log.started - log.reset_s, 1e-9)
     med = {k: round(float(np.median(v)), 2) for k, v in sorted(log.timings.items())}
     return {
-        "fps": log.steps / wall,                      # steps shown per second of the loop, resets included
+        "fps": log.steps / wall,                      # steps shown per second of the loop, resets excluded
         "step_fps": 1000.0 / float(np.median(log.step_ms)) if log.step_ms else 0.0,   # 1 / median step time
-        "steps": log.steps, "episodes_started": log.resets, "wall_s": round(wall, 3),
+        "steps": log.steps, "episodes_started": log.resets, "wall_s": round(wall, 3), "reset_s": round(log.reset_s, 3),
         "step_ms_median": round(float(np.median(log.step_ms)), 2) if log.step_ms else None,
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,

@@ -63,6 +63,10 @@ class Session:
         self.episodes = 0
         self.recorders: dict[str, Recorder] = {}
         if cfg.record:
+            try:
+                Path(cfg.record).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise PlayError(f"--record {cfg.record}: cannot create it ({e.strerror})") from None
             base = {"player": "src/play.py", "mode": cfg.mode, "seed": cfg.seed, "fps": cfg.fps}
             dream = {"checkpoint": cfg.checkpoint or "checkpoints/", "sampler": cfg.sampler,
                      "denoising_steps": self.denoising_steps or 0}

@@ -1,0 +1,87 @@
+"""Measured speed of the player's full pipeline (env step in the worker thread, frame conversion,
+scaling, drawing), headless with SDL's dummy driver, as `python src/play.py --headless` runs it.
+
+    python scripts/bench_play.py                       # default config, shipped checkpoint
+    python scripts/bench_play.py --checkpoint runs/tiny/checkpoints --runs 3 --frames 60
+
+Prints one table row per mode (median over runs) and writes the numbers to --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+from game.config import PlayError, parse_args  # noqa: E402
+from game.run import run_headless  # noqa: E402
+
+MODES = {"dream": [], "compare": ["--compare"], "real": ["--real"]}
+
+
+def bench(mode: str, extra: list[str], runs: int, frames: int) -> dict:
+    rows = []
+    for r in range(runs):
+        with tempfile.TemporaryDirectory() as out:
+            argv = [*MODES[mode], *extra, "--headless", "--frames", str(frames), "--actions", "random",
+                    "--seed", str(r), "--out", out]
+            rows.append(run_headless(parse_args(argv)))
+    timings = {k: float(np.median([row["timings_ms_median"].get(k, np.nan) for row in rows]))
+               for k in rows[0]["timings_ms_median"]}
+    return {"mode": mode, "runs": runs, "frames": frames,
+            "fps_median": float(np.median([row["fps"] for row in rows])),
+            "fps_runs": [round(row["fps"], 2) for row in rows],
+            "step_ms_median": float(np.median([row["step_ms_median"] for row in rows])),
+            "timings_ms_median": timings, "denoising_steps": rows[0]["denoising_steps"],
+            "settings": {k: v for k, v in rows[0]["settings"].items() if k not in ("out", "seed")}}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="checkpoint dir/file (default: the shipped checkpoints/)")
+    p.add_argument("--spawn", help="spawn folder or index (default: the player's default)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
+    p.add_argument("--json", default=str(ROOT / "runs" / "bench_play.json"))
+    a = p.parse_args()
+    extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else [])
+    results = []
+    try:
+        for mode in a.modes.split(","):
+            results.append(bench(mode.strip(), extra, a.runs, a.frames))
+    except PlayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"\nplayer pipeline, headless, {a.frames} steps x {a.runs} runs, torch threads {torch_threads()}, "
+          f"checkpoint {a.checkpoint or 'checkpoints/ (shipped)'}")
+    print(f"{'mode':8} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'denoise':>8}  env timings ms (median)")
+    for r in results:
+        t = ", ".join(f"{k} {v:.1f}" for k, v in r["timings_ms_median"].items())
+        print(f"{r['mode']:8} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
+              f"{str(r['denoising_steps']):>8}  {t}")
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps({"checkpoint": a.checkpoint or "checkpoints/", "results": results}, indent=1))
+    print(f"wrote {a.json}")
+    return 0
+
+
+def torch_threads() -> int | str:
+    try:
+        import torch
+        return torch.get_num_threads()
+    except ImportError:
+        return "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
