@@ -24,7 +24,8 @@ from tqdm import tqdm
 import actions as A
 from agents.base import Agent
 from agents.vlm_client import ChatClient, ClientConfig
-from agents.vlm_prompt import DEFAULT_SYSTEM_PROMPT, PromptConfig, action_list, build_messages, parse_action
+from agents.vlm_prompt import (DEFAULT_SYSTEM_PROMPT, PromptConfig, action_list, build_messages, parse_action,
+                               png_data_url)
 
 MODES = ("pause", "realtime")
 
@@ -65,7 +66,8 @@ class VLMAgent(Agent):
         self.history, self.stride, self.hold, self.mode = int(history), int(history_stride), int(hold), mode
         self.period = 1.0 / realtime_fps if realtime_fps and realtime_fps > 0 else 0.0
         self.fallback = None if str(fallback).lower() == "previous" else self._index_of(fallback)
-        self.frames: deque[np.ndarray] = deque(maxlen=(self.history - 1) * self.stride + 1)
+        # [frame, PNG data URL or None]: a frame is encoded once, when first sent, and reused by later calls
+        self.frames: deque[list] = deque(maxlen=(self.history - 1) * self.stride + 1)
         self.latencies: list[float] = []
         self.lags: list[int] = []
         self.calls = self.fallbacks = self.retries = self.rate_limited = 0
@@ -92,17 +94,21 @@ class VLMAgent(Agent):
         self._reset_episode()
 
     # -- one call -----------------------------------------------------------------------------
-    def _snapshot(self) -> tuple[list[np.ndarray], list[int]]:
+    def _snapshot(self) -> tuple[list[list], list[int]]:
         n = len(self.frames)
         ages = [a for a in range((self.history - 1) * self.stride, -1, -self.stride) if a < n]
         return [self.frames[n - 1 - a] for a in ages], ages
 
-    def _decide(self, frames: list[np.ndarray], ages: list[int], asked_at: int) -> Decision:
-        reply = self.client.complete(build_messages(self.prompt, frames, ages, self.actions, self.hold))
+    def _decide(self, frames: list[list], ages: list[int], asked_at: int) -> Decision:
+        for entry in frames:
+            if entry[1] is None:
+                entry[1] = png_data_url(entry[0], self.prompt.upscale)
+        images = [url for _, url in frames]
+        reply = self.client.complete(build_messages(self.prompt, images, ages, self.actions, self.hold))
         return Decision(parse_action(reply.text, self.actions), reply.text, reply.latency, reply.retries,
                         reply.rate_limited, asked_at)
 
-    def _submit(self, frames: list[np.ndarray], ages: list[int]) -> Future:
+    def _submit(self, frames: list[list], ages: list[int]) -> Future:
         fut: Future = Future()
         asked_at = self.t
 
@@ -144,7 +150,7 @@ class VLMAgent(Agent):
         self.next_tick = now + self.period   # falling behind does not cause a catch-up burst
 
     def _act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
-        self.frames.append(np.array(observation, copy=True))  # emulators reuse their screen buffer
+        self.frames.append([np.array(observation, copy=True), None])  # emulators reuse their screen buffer
         self.last_text = None
         if self.mode == "pause":
             if self.left <= 0:

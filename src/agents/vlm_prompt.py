@@ -59,14 +59,14 @@ def age_label(age_steps: int) -> str:
     return f"Frame {age_steps} steps ago ({age_steps / STEPS_PER_SECOND:.2f} s ago):"
 
 
-def build_messages(cfg: PromptConfig, frames: Sequence[np.ndarray], ages: Sequence[int],
+def build_messages(cfg: PromptConfig, images: Sequence[str], ages: Sequence[int],
                    action_bytes: Sequence[int], hold: int) -> list[dict[str, Any]]:
-    """Chat-completions messages: system prompt, then one user turn with every frame (oldest first,
-    each preceded by its age) and the question."""
+    """Chat-completions messages: system prompt, then one user turn with every frame (PNG data URLs
+    from png_data_url, oldest first, each preceded by its age) and the question."""
     content: list[dict[str, Any]] = []
-    for frame, age in zip(frames, ages):
+    for url, age in zip(images, ages):
         content.append({"type": "text", "text": age_label(age)})
-        image: dict[str, Any] = {"url": png_data_url(frame, cfg.upscale)}
+        image: dict[str, Any] = {"url": url}
         if cfg.detail:
             image["detail"] = cfg.detail
         content.append({"type": "image_url", "image_url": image})
