@@ -128,13 +128,13 @@ class VLMAgent(Agent):
         self.retries += d.retries
         self.rate_limited += d.rate_limited
         self.lags.append(self.t - d.asked_at)
-        if d.index is None:
+        if d.index is not None:
+            self.current = d.index
+        else:
             self.fallbacks += 1
             self.ep_fallbacks += 1
-        else:
-            self.current = d.index
-        if d.index is None and self.fallback is not None:
-            self.current = self.fallback
+            if self.fallback is not None:   # None: "previous", keep the action being held
+                self.current = self.fallback
         self.last_text = d.text
         self.left = self.hold
 
