@@ -135,6 +135,16 @@ def test_rate_limit_beyond_max_retry_after_stops_clearly(env):
     assert len(srv.requests) == 1
 
 
+@pytest.mark.parametrize("status, hint", [(401, "check agent.api_key or OPENAI_API_KEY"),
+                                          (404, "check agent.model and agent.base_url")])
+def test_non_retryable_status_stops_at_once_with_a_hint(env, status, hint):
+    with ChatServer(ChatServerConfig(script=[{"status": status}])) as srv:
+        agent = make_agent(srv)
+        with pytest.raises(AgentStopped, match=rf"answered HTTP {status} \({hint}\)"):
+            play(env, agent, 1)
+    assert len(srv.requests) == 1
+
+
 def test_slow_reply_times_out_and_is_retried(env):
     with ChatServer(ChatServerConfig(script=[{"delay": 2.0, "text": "3"}, "5"])) as srv:
         agent = make_agent(srv, timeout=0.5)
