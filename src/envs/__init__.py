@@ -21,6 +21,7 @@ def register_envs() -> None:
     reg(f"{NAMESPACE}/SuperMarioBrosRandomStages-v0", "envs.smb_env:SuperMarioBrosGym", random_stages=True)
     for lv in ALL_LEVELS:
         reg(f"{NAMESPACE}/SuperMarioBros-{lv}-v0", "envs.smb_env:SuperMarioBrosGym", level=lv)
+    reg(f"{NAMESPACE}/Dream-v0", "envs.world_model_env:WorldModelEnv")   # the world model (checkpoints/)
 
 
 register_envs()

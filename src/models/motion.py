@@ -61,6 +61,27 @@ def apply_scroll(frames: torch.Tensor, k: torch.Tensor, hud_rows: int = HUD_ROWS
     return out
 
 
+def shift_lowres(frames: torch.Tensor, k: torch.Tensor, factor: int = 4, hud_rows: int = HUD_ROWS) -> torch.Tensor:
+    """The low-res version of `apply_scroll` from low-res frames alone: (B, C, H, W) shifted by k/factor
+    low-res pixels (k in full-res pixels), linear interpolation for the fractional part.
+
+    Exact for frames whose 4 sub-columns are alike and a close approximation otherwise: the denoiser
+    is trained and run on this same prior, so it learns to correct the rest.
+    """
+    b, c, h, w = frames.shape
+    kf = k.to(frames.device).float().view(b, 1, 1, 1) / factor
+    q = torch.floor(kf)
+    frac = kf - q
+    x = torch.arange(w, device=frames.device).view(1, 1, 1, w)
+    hud = hud_rows // factor
+    play = frames[:, :, hud:]
+    i0 = (x + q.long()).clamp(0, w - 1).expand(b, c, h - hud, w)
+    i1 = (x + q.long() + 1).clamp(0, w - 1).expand(b, c, h - hud, w)
+    out = frames.clone()
+    out[:, :, hud:] = torch.gather(play, 3, i0) * (1 - frac) + torch.gather(play, 3, i1) * frac
+    return out
+
+
 def area_downsample(frames: torch.Tensor, factor: int = 4) -> torch.Tensor:
     """Exact factor x factor area average of (B, C, H, W) (the low-res space of the denoiser)."""
     return nn.functional.avg_pool2d(frames, factor)

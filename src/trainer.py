@@ -1,0 +1,227 @@
+"""Trains the world model (scroll head + denoiser, then upsampler) with exact resume.
+
+One denoiser step per iteration, one upsampler step every `upsampler_every` iterations (its batches
+come from a RAM pool of full-res pairs). AdamW with linear warmup, gradient clipping, EMA weights
+(the EMA is what checkpoints ship), bf16 autocast + channels_last where the CPU has bf16, CUDA and
+DDP (torchrun) on GPUs or gloo on CPU through the same code path.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from data.segments import DataConfig, FramePairPool, Prefetcher, SegmentSampler, load_lowres_episodes
+from models.denoiser import DenoiserConfig
+from models.motion import apply_scroll
+from models.sampler import SamplerConfig
+from models.upsampler import UpsamplerConfig
+from models.world_model import WorldModel, to_model
+from training_log import RunLogger, sample_strip
+from utils.checkpoint import (load_json, load_tensors, optimizer_from_files, optimizer_to_files, save_json,
+                              save_tensors)
+from utils.device import autocast, autocast_dtype, pick_device, prepare_module
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 20000                 # denoiser steps in total (a resumed run continues to this)
+    upsampler_every: int = 4           # one upsampler step per N denoiser steps
+    lr: float = 3e-4
+    upsampler_lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    device: str = "auto"
+    precision: str = "auto"            # auto (bf16 where supported) | bf16 | fp32
+    checkpoint_every: int = 500
+    keep: int = 2                      # checkpoints kept (oldest deleted)
+    log_every: int = 20
+    image_every: int = 1000
+    seed: int = 0
+    threads: int = 0                   # torch intra-op threads (0: torch's default)
+
+
+class _Loss(nn.Module):
+    """A module whose forward is the loss, so that DDP sees (and syncs) the call."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, *args):
+        return self.m.loss(*args)
+
+
+def _ddp() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainerConfig, data: DataConfig, denoiser: DenoiserConfig, upsampler: UpsamplerConfig,
+                 sampler: SamplerConfig, run_dir: Path, train_paths: list[Path], logger_cfg: dict, full_config: dict):
+        self.cfg, self.data_cfg, self.sampler_cfg, self.run_dir = cfg, data, sampler, Path(run_dir)
+        self.rank, self.world = _ddp()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        if self.world > 1 and torch.cuda.is_available():
+            torch.cuda.set_device(self.rank % torch.cuda.device_count())
+        self.device = pick_device(cfg.device)
+        self.amp = autocast_dtype(self.device, cfg.precision)
+        torch.manual_seed(cfg.seed + self.rank)
+        self.model = prepare_module(WorldModel(denoiser, upsampler), self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt_den = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt_up = torch.optim.AdamW(self.model.upsampler.parameters(), lr=cfg.upsampler_lr, weight_decay=cfg.weight_decay)
+        den, up = _Loss(self.model.denoiser), _Loss(self.model.upsampler)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            den, up = (nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (den, up))
+        self.den_loss, self.up_loss = den, up
+        episodes = load_lowres_episodes(train_paths, data.dir)
+        self.frames = sum(len(e.low) for e in episodes)
+        self.segments = SegmentSampler(episodes, denoiser.context, data.weighting, cfg.seed + 1000 * self.rank)
+        self.pool = FramePairPool(episodes, data.pool_size, cfg.seed + 1000 * self.rank)
+        self.step, self.up_steps = 0, 0
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.full_config = full_config
+        if logger_cfg.get("resume"):
+            self._resume()
+        self._data_state = self.segments.state()
+        b = data.batch_size
+        self.prefetch = Prefetcher(lambda: (self.segments.sample(b), self.segments.state()), data.prefetch)
+        self.log = RunLogger(self.run_dir, logger_cfg, full_config, enabled=self.rank == 0)
+
+    # --- one iteration ---
+    def _lr(self, base: float) -> float:
+        return base * min(1.0, (self.step + 1) / max(1, self.cfg.warmup))
+
+    def _opt_step(self, opt: torch.optim.Optimizer, params, base_lr: float) -> float:
+        gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        for g in opt.param_groups:
+            g["lr"] = self._lr(base_lr)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(gn)
+
+    def train_denoiser(self, batch: dict) -> dict:
+        dev = self.device
+        obs, target = to_model(batch["obs"], dev), to_model(batch["target"], dev)
+        with autocast(dev, self.amp):
+            loss, stats = self.den_loss(obs, batch["act"].to(dev), batch["scroll"].to(dev),
+                                        batch["past_scroll"].to(dev), target)
+        loss.backward()
+        stats["grad_norm"] = self._opt_step(self.opt_den, self.model.denoiser.parameters(), self.cfg.lr)
+        return stats
+
+    def train_upsampler(self) -> dict:
+        if self.up_steps and self.up_steps % self.data_cfg.pool_refresh == 0:
+            self.pool.refresh()
+        b, dev = self.pool.sample(self.data_cfg.upsampler_batch_size), self.device
+        prev, nxt, low = to_model(b["prev"], dev), to_model(b["next"], dev), to_model(b["next_low"], dev)
+        with autocast(dev, self.amp):
+            loss, stats = self.up_loss(apply_scroll(prev, b["scroll"]), low, nxt)
+        loss.backward()
+        self._opt_step(self.opt_up, self.model.upsampler.parameters(), self.cfg.upsampler_lr)
+        self.up_steps += 1
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.cfg.ema_decay
+        for pe, p in zip(self.ema.parameters(), self.model.parameters()):
+            pe.lerp_(p, 1 - d)
+        for be, b in zip(self.ema.buffers(), self.model.buffers()):
+            be.copy_(b)
+
+    def train(self) -> Path | None:
+        c = self.cfg
+        bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0,
+                   dynamic_ncols=True)
+        t_last, n_last, stats, up_stats = time.time(), self.step, {}, {}
+        while self.step < c.steps:
+            batch, self._data_state = self.prefetch.next()
+            stats = self.train_denoiser(batch)
+            if self.step % c.upsampler_every == 0:
+                up_stats = self.train_upsampler()
+            stats.update(up_stats)
+            self._update_ema()
+            self.step += 1
+            bar.update(1)
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                dt = time.time() - t_last
+                sps = (self.step - n_last) * self.data_cfg.batch_size * self.world / max(dt, 1e-9)
+                t_last, n_last = time.time(), self.step
+                stats.update(lr=self._lr(c.lr), samples_per_s=sps)
+                bar.set_postfix(loss=f"{stats['loss_denoise']:.4f}", up=f"{stats.get('loss_upsampler', float('nan')):.4f}",
+                                acc=f"{stats['scroll_acc']:.2f}", sps=f"{sps:.0f}")
+                self.log.scalars(stats, self.step)
+            if self.rank == 0 and (self.step % c.image_every == 0 or self.step == c.steps):
+                self.log.strip(sample_strip(self.ema, self.segments, self.pool, self.sampler_cfg, self.device, self.amp),
+                               self.step)
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                self.save()
+        bar.close()
+        self.log.finish()
+        return self.latest()
+
+    # --- checkpoints ---
+    def latest(self) -> Path | None:
+        f = self.ckpt_dir / "latest"
+        return self.ckpt_dir / f.read_text().strip() if f.exists() else None
+
+    def save(self) -> Path | None:
+        if self.rank != 0:
+            return None
+        name = f"step_{self.step:07d}"
+        folder = self.ckpt_dir / name
+        meta = {"step": self.step, "upsampler_steps": self.up_steps, "frames": self.frames,
+                "config": self.full_config}
+        self.ema.save(folder, meta)                                 # the weights people play with
+        st = folder / "train_state"
+        save_tensors(st / "model.safetensors", self.model.state_dict())
+        rest = {}
+        for key, opt in (("opt_den", self.opt_den), ("opt_up", self.opt_up)):
+            tensors, rest[key] = optimizer_to_files(opt)
+            save_tensors(st / f"{key}.safetensors", tensors)
+        save_tensors(st / "rng.safetensors", {"torch": torch.get_rng_state()})
+        save_json(st / "state.json", {"step": self.step, "up_steps": self.up_steps, "optim": rest,
+                                      "segments": self._data_state, "pool": self.pool.state()})
+        save_json(self.ckpt_dir / "latest.json", {"latest": name})
+        tmp = self.ckpt_dir / "latest.tmp"
+        tmp.write_text(name)
+        os.replace(tmp, self.ckpt_dir / "latest")
+        old = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir())[:-self.cfg.keep]
+        for p in old:
+            shutil.rmtree(p, ignore_errors=True)
+        return folder
+
+    def _resume(self) -> None:
+        folder = self.latest()
+        if folder is None:
+            return                                                   # nothing yet: a fresh start
+        st = folder / "train_state"
+        self.model.load_state_dict(load_tensors(st / "model.safetensors"))
+        ema, _ = WorldModel.load(folder, self.device)
+        self.ema.load_state_dict(ema.state_dict())
+        s = load_json(st / "state.json")
+        for key, opt in (("opt_den", self.opt_den), ("opt_up", self.opt_up)):
+            optimizer_from_files(opt, load_tensors(st / f"{key}.safetensors"), s["optim"][key])
+        torch.set_rng_state(load_tensors(st / "rng.safetensors")["torch"])
+        self.step, self.up_steps = s["step"], s["up_steps"]
+        self.segments.load_state(s["segments"])
+        self.pool.load_state(s["pool"])
+        if self.rank == 0:
+            print(f"resumed from {folder} at step {self.step}")
