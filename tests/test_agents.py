@@ -75,5 +75,5 @@ def test_scripted_runner_moves_far_right_on_1_1(capsys):
     env.close()
     with capsys.disabled():
         print(f"\nscripted runner on 1-1 (explore 0.05, 3 episodes): max x_pos {max_xs}, mean {np.mean(max_xs):.0f}")
-    assert np.mean(max_xs) > 1200       # well past the first pipes and pits (Mario starts at 40)
-    assert max(max_xs) > 1800
+    assert np.mean(max_xs) > 1500       # well past the pipes and the first pits (Mario starts at 40)
+    assert max(max_xs) > 2400           # past the stairs (the flag is at ~3160)

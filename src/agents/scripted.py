@@ -33,6 +33,7 @@ class ScriptedAgent(Agent):
         self.jump_left = 0          # steps left holding A
         self.release = False        # A must be released one step before the next jump
         self.best_x, self.stall = 0, 0
+        self.last = 0               # the previous action (a jump needs A released first)
         self.random_hold.clear()
 
     def reset(self, seed: int | None = None) -> None:
@@ -44,8 +45,12 @@ class ScriptedAgent(Agent):
         x, y = R.player_xy(ram)
         body = R.row_of(y + 8)
         ahead = range(x + 12, x + self.look_ahead, 8)
-        if any(R.solid(ram, cx, r) for cx in range(x + 12, x + 28, 8) for r in (body - 1, body)):
+        near = range(x + 12, x + 28, 8)
+        if any(R.solid(ram, cx, body - 1) for cx in near):
             return 8                                     # wall or pipe: full jump
+        if any(R.solid(ram, cx, body) for cx in near):
+            return 4                                     # one-tile step (stairs): a hop lands on it, so
+                                                         # the pit check runs again from the top
         if body < 12 and any(not any(R.solid(ram, cx, r) for r in range(body + 1, R.N_ROWS)) for cx in ahead):
             return 7                                     # a pit: long jump
         for ex, ey, _ in R.enemies(ram):
@@ -54,6 +59,10 @@ class ScriptedAgent(Agent):
         return 0
 
     def _act(self, observation, info: dict[str, Any]) -> int:
+        self.last = self._decide(info)
+        return self.last
+
+    def _decide(self, info: dict[str, Any]) -> int:
         ram = info.get("ram")
         if ram is None:
             raise ValueError("ScriptedAgent needs info['ram'] (the NES RAM); use it on the emulator env")
@@ -76,6 +85,8 @@ class ScriptedAgent(Agent):
             return RUN
         if R.on_ground(ram):
             hold = self._threat(ram) or (8 if self.stall > 6 else 0)
+            if hold and self.last & A.BUTTON_BITS["A"]:
+                return RUN                              # A still held (an exploring action): release first
             if hold:
                 self.jump_left = hold - 1
                 return RUN_JUMP
