@@ -28,7 +28,7 @@ def build(cfg: DictConfig, section: str):
     try:
         return instantiate(cfg[section], _convert_="all")
     except Exception as e:  # noqa: BLE001 - Hydra wraps TypeError etc. in its own exceptions
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = " ".join(x.strip() for x in str(e).splitlines() if x.strip()) or type(e).__name__
         config_error(f"bad config in {section!r}: {msg}")
 
 

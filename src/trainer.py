@@ -140,7 +140,7 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        d = self.cfg.ema_decay
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))   # warm-up: early EMA follows the model
         for pe, p in zip(self.ema.parameters(), self.model.parameters()):
             pe.lerp_(p, 1 - d)
         for be, b in zip(self.ema.buffers(), self.model.buffers()):

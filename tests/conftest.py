@@ -36,3 +36,28 @@ def real_episodes(tmp_path_factory) -> Path:
     run_collect(["agent=scripted", "episodes=3", "max_steps=80", "level=[1-1,1-2]", f"out_dir={out}", "seed=1"])
     run_collect(["agent=balanced", "episodes=3", "max_steps=80", "level=1-1", f"out_dir={out}", "seed=2"])
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(real_episodes, tmp_path_factory) -> Path:
+    """A Hydra run directory of `python src/main.py experiment=tiny` trained on the real episodes."""
+    from main import run
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    run(compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=offline"]), run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    """The checkpoint folder (denoiser/upsampler safetensors + model.json) of the tiny run."""
+    from envs.world_model_env import resolve_checkpoint
+    return resolve_checkpoint(tiny_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_spawns(real_episodes, tmp_path_factory) -> Path:
+    """Spawn folders made from the real episodes (python src/spawn.py)."""
+    from spawn import main as spawn_main
+    out = tmp_path_factory.mktemp("spawns")
+    assert spawn_main([str(real_episodes), str(out), "--count", "3"]) == 0
+    return out

@@ -251,13 +251,13 @@ def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
         raise EpisodeError(f"{path}: unreadable or corrupt episode file ({msg})") from None
 
 
-def read_frames(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
-    """frames[start:stop] of one episode without reading the rest (random access for training)."""
+def read_frames(path: str | os.PathLike, index) -> np.ndarray:
+    """frames[index] of one episode (a slice or an increasing list of ints) without reading the rest."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             _check(path, f, frames_too=True)
-            return f["frames"][start:stop]
+            return f["frames"][index]
     except EpisodeError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:

@@ -117,10 +117,18 @@ class FramePairPool:
         self.next = np.empty_like(self.prev)
         self.scroll = np.empty(self.size, np.int8)
         self.next_low = np.empty((self.size, 60, 64, 3), np.uint8)
-        for i, (e, t) in enumerate(picks):
+        by_episode: dict[int, list[int]] = {}
+        for e, t in picks:
+            by_episode.setdefault(e, []).append(t)
+        i = 0
+        for e, ts in by_episode.items():                   # one file open per episode
             ep = self.episodes[e]
-            self.prev[i], self.next[i] = read_frames(ep.path, t, t + 2)
-            self.scroll[i], self.next_low[i] = ep.scrolls[t], ep.low[t + 1]
+            need = sorted(set(ts) | {t + 1 for t in ts})
+            frames = dict(zip(need, read_frames(ep.path, need)))
+            for t in ts:
+                self.prev[i], self.next[i] = frames[t], frames[t + 1]
+                self.scroll[i], self.next_low[i] = ep.scrolls[t], ep.low[t + 1]
+                i += 1
 
     def sample(self, batch: int) -> dict[str, torch.Tensor]:
         i = self.rng.integers(self.size, size=batch)

@@ -62,7 +62,8 @@ class WorldModelEnv(gym.Env):
 
     def __init__(self, checkpoint: str | Path | None = None, spawn_dir: str | Path | None = None,
                  device: str = "auto", denoising_steps: int | None = None, sampler: str = "fast",
-                 max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None):
+                 max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
+                 report_timings: bool = True):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -75,6 +76,8 @@ class WorldModelEnv(gym.Env):
             same = [p for p in self.spawns if _spawn_level(p) == level]
             self.spawns = same or self.spawns
         self.max_episode_steps = max_episode_steps
+        self.report_timings = report_timings    # wall-clock timings in info (the only non-deterministic key)
+        self.timings_ms: dict = {}
         self.render_mode = render_mode
         self.action_space = gym.spaces.Discrete(256)
         self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
@@ -116,8 +119,9 @@ class WorldModelEnv(gym.Env):
         return self._frame.copy(), self._info({})
 
     def _info(self, timings: dict) -> dict:
-        return {"step": self._t, "spawn": self.spawn.path.name if self.spawn and self.spawn.path else "",
-                "timings_ms": timings, "camera_x": self._camera, "x_pos": self._camera,
+        info = {"timings_ms": timings} if self.report_timings else {}
+        return {**info, "step": self._t, "spawn": self.spawn.path.name if self.spawn and self.spawn.path else "",
+                "camera_x": self._camera, "x_pos": self._camera,
                 "level": str(self.spawn.meta.get("level", "")) if self.spawn else ""}
 
     def step(self, action):
@@ -136,6 +140,7 @@ class WorldModelEnv(gym.Env):
         self._t += 1
         self._camera += k
         self._frame = to_uint8(out.full[0])
+        self.timings_ms = out.timings_ms
         if self.render_mode == "human":
             self.render()
         truncated = self._t >= self.max_episode_steps

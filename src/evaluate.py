@@ -1,0 +1,142 @@
+"""Fidelity report of a world model on held-out real episodes.
+
+    python src/evaluate.py [checkpoint=<dir or file>] data.dir=<episodes dir> [out=<report.json>]
+
+Writes the JSON report, a PNG strip and a GIF of real vs dream (open-loop, real actions).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see main.py
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from utils.config_errors import ConfigError, config_error  # noqa: E402
+
+
+def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
+    from data.episode import EpisodeError, list_episodes
+    from data.split import SplitError, load_split, split_path
+    sets = {}
+    try:
+        d = Path(cfg.data.dir)
+        if cfg.data.split or split_path(d).exists():
+            sets["heldout_episodes"] = load_split(d, cfg.data.split)[1]
+        else:
+            sets["episodes"] = list_episodes(d)
+        for name, extra in (cfg.extra_dirs or {}).items():
+            if extra and Path(extra).is_dir():
+                sets[name] = list_episodes(extra)
+    except (EpisodeError, SplitError) as e:
+        config_error(f"{e} (collect data first: see README, or pass data.dir=<episodes dir>)")
+    sets = {k: v for k, v in sets.items() if v}
+    if not sets:
+        config_error(f"no episodes to evaluate on in {cfg.data.dir}")
+    return sets
+
+
+def pictures(pics: dict, out: Path, gif: bool) -> list[Path]:
+    """PNG: rows real / dream at horizons 1, 5, 15, 30 for 3 rollouts; GIF: real | dream of rollout 0."""
+    from PIL import Image
+    dream, real = pics["dream"], pics["real"]
+    hs = [h for h in (1, 5, 15, 30) if h <= dream.shape[1]]
+    sep = np.full((240, 4, 3), 255, np.uint8)
+    rows = []
+    for i in range(min(3, len(dream))):
+        for src in (real, dream):
+            rows.append(np.concatenate(sum([[src[i, h - 1], sep] for h in hs], [])[:-1], 1))
+        rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))
+    png = out.with_suffix(".png")
+    Image.fromarray(np.concatenate(rows[:-1], 0)).save(png)
+    files = [png]
+    if gif:
+        frames = [Image.fromarray(np.concatenate([real[0, t], sep, dream[0, t]], 1)) for t in range(dream.shape[1])]
+        g = out.with_suffix(".gif")
+        frames[0].save(g, save_all=True, append_images=frames[1:], duration=1000 // 15, loop=0)
+        files.append(g)
+    return files
+
+
+def run(cfg: DictConfig) -> dict:
+    from envs.world_model_env import resolve_checkpoint
+    from evaluation.fidelity import evaluate_split, measure_speed, pick_segments
+    from models.world_model import WorldModel
+    from utils.checkpoint import CheckpointError
+    from utils.device import autocast_dtype, pick_device, prepare_module
+    try:
+        ecfg = instantiate(cfg.eval, _convert_="all")
+        sampler = instantiate(cfg.sampler, _convert_="all")
+        if cfg.denoising_steps:
+            sampler.num_steps = int(cfg.denoising_steps)
+        device = pick_device(cfg.device)
+    except Exception as e:  # noqa: BLE001 - one line for any bad setting
+        config_error(f"bad config: {str(e).splitlines()[0]}")
+    ckpt = resolve_checkpoint(cfg.checkpoint)
+    try:
+        model, meta = WorldModel.load(ckpt, device)
+    except CheckpointError as e:
+        config_error(str(e))
+    model = prepare_module(model, device)
+    amp = autocast_dtype(device)
+    sets = episode_sets(cfg)
+    out = Path(cfg.out) if cfg.out else ckpt / "report.json"
+    t0 = time.time()
+    report = {"checkpoint": str(ckpt), "training_step": meta.get("step"), "training_frames": meta.get("frames"),
+              "sampler": {"num_steps": sampler.num_steps, "order": sampler.order}, "sets": {}}
+    pics_first = None
+    for name, paths in sets.items():
+        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name)
+        report["sets"][name] = rep
+        pics_first = pics_first or pics or None
+    seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
+                        np.random.default_rng(ecfg.seed), "speed")
+    if seg:
+        report["speed"] = measure_speed(model, sampler, device, amp, seg[0], ecfg.speed_steps)
+    report["eval_seconds"] = round(time.time() - t0, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    files = pictures(pics_first, out, cfg.gif) if pics_first else []
+    print(json.dumps(report, indent=1))
+    print(f"wrote {out}" + "".join(f", {f}" for f in files))
+    if cfg.wandb.mode != "disabled":
+        import wandb
+        run = wandb.init(project=cfg.wandb.project, mode=cfg.wandb.mode, job_type="evaluate",
+                         dir=str(out.parent), config=OmegaConf.to_container(cfg, resolve=True))
+        flat = {f"{s}/{k}": v for s, r in report["sets"].items() for k, v in _flatten(r).items()}
+        run.log({**flat, **{f"speed/{k}": v for k, v in _flatten(report.get("speed", {})).items()}})
+        for f in files:
+            run.log({f.stem + f.suffix.replace(".", "_"): wandb.Image(str(f)) if f.suffix == ".png" else wandb.Video(str(f))})
+        run.finish()
+    return report
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and v is not None:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@hydra.main(config_path="../config", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except ConfigError:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

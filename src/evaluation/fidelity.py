@@ -1,0 +1,152 @@
+"""How faithful is the dream: next-frame, open-loop rollouts, controllability, speed.
+
+Every number sits next to the copy-last-frame baseline on the same frames.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import actions as A
+from data.episode import read_episode
+from data.lowres import downsample
+from evaluation.metrics import controllability, psnr_per_frame, ssim
+from models.motion import estimate_scrolls
+from models.world_model import WorldModel, to_model, to_uint8
+
+
+@dataclass
+class EvalConfig:
+    next_frame_samples: int = 256
+    rollouts: int = 16
+    horizons: list[int] = field(default_factory=lambda: [1, 5, 15, 30])
+    batch_size: int = 16
+    speed_steps: int = 30
+    seed: int = 0
+
+
+@dataclass
+class Segment:
+    frames: np.ndarray        # (L, 240, 256, 3) real frames
+    actions: np.ndarray       # (L-1,) actions, actions[i] taken at frames[i]
+    scrolls: np.ndarray       # (L-1,) image-estimated scrolls
+
+
+def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str) -> list[Segment]:
+    """`count` random windows of `length` frames from episodes long enough (a window per pick)."""
+    eps = [read_episode(p) for p in tqdm(paths, desc=f"read {desc}", unit="episode", leave=False)]
+    eps = [e for e in eps if len(e.frames) >= length]
+    if not eps:
+        return []
+    out = []
+    for i in rng.integers(len(eps), size=count):
+        e = eps[i]
+        t = int(rng.integers(len(e.frames) - length + 1))
+        f = e.frames[t:t + length]
+        out.append(Segment(f, e.actions[t:t + length - 1], estimate_scrolls(f)))
+    return out
+
+
+class Rollout:
+    """Runs the model autoregressively from real context on a batch of segments."""
+
+    def __init__(self, model: WorldModel, sampler, device, amp, seed: int = 0):
+        self.model, self.sampler, self.device, self.amp = model, sampler, device, amp
+        self.mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
+        self.gen = torch.Generator(device).manual_seed(seed)
+
+    def run(self, segs: list[Segment], steps: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Context = the first `c` frames of each segment; returns dream (B, steps, 240,256,3) and
+        (B, steps, 60,64,3) uint8 and the per-step timings."""
+        c, dev = self.model.context, self.device
+        full = np.stack([s.frames for s in segs])                            # (B, L, H, W, 3)
+        acts = np.stack([s.actions for s in segs])
+        obs = to_model(downsample(full[:, :c]), dev)
+        last = to_model(full[:, c - 1], dev)
+        past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
+        outs_full, outs_low, times = [], [], []
+        for t in range(steps):
+            a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
+            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen)
+            obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
+            last = o.full
+            past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
+            outs_full.append(to_uint8(o.full))
+            outs_low.append(to_uint8(o.low))
+            times.append(o.timings_ms)
+        return np.stack(outs_full, 1), np.stack(outs_low, 1), times
+
+
+def _batches(items, n):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: str) -> tuple[dict, dict]:
+    """Metrics on one set of episodes; also returns material for pictures."""
+    rng = np.random.default_rng(cfg.seed)
+    c = model.context
+    roll = Rollout(model, sampler, device, amp, cfg.seed)
+    # next frame, real context (teacher forcing)
+    segs = pick_segments(paths, c + 1, cfg.next_frame_samples, rng, name)
+    if not segs:
+        return {"error": f"no episode has {c + 1} frames"}, {}
+    pf, pl, cf, cl, sf, sfc = [], [], [], [], [], []
+    for b in tqdm(list(_batches(segs, cfg.batch_size)), desc=f"next-frame {name}", leave=False):
+        dream_full, dream_low, _ = roll.run(b, 1)
+        real = np.stack([s.frames[c] for s in b])
+        last = np.stack([s.frames[c - 1] for s in b])
+        pf += list(psnr_per_frame(dream_full[:, 0], real))
+        pl += list(psnr_per_frame(dream_low[:, 0], downsample(real)))
+        cf += list(psnr_per_frame(last, real))
+        cl += list(psnr_per_frame(downsample(last), downsample(real)))
+        sf.append(ssim(dream_full[:, 0], real))
+        sfc.append(ssim(last, real))
+    rep = {"episodes": len(paths), "next_frame": {
+        "samples": len(segs),
+        "psnr_240x256": float(np.mean(pf)), "psnr_240x256_copy_last": float(np.mean(cf)),
+        "psnr_60x64": float(np.mean(pl)), "psnr_60x64_copy_last": float(np.mean(cl)),
+        "ssim_240x256": float(np.mean(sf)), "ssim_240x256_copy_last": float(np.mean(sfc))}}
+    # open-loop rollouts with the real actions
+    hmax = max(cfg.horizons)
+    rsegs = pick_segments(paths, c + hmax, cfg.rollouts, rng, name)
+    pics = {}
+    if rsegs:
+        dream_all, real_all = [], []
+        for b in tqdm(list(_batches(rsegs, cfg.batch_size)), desc=f"rollouts {name}", leave=False):
+            dream, _, _ = roll.run(b, hmax)
+            dream_all.append(dream)
+            real_all.append(np.stack([s.frames[c:c + hmax] for s in b]))
+        dream, real = np.concatenate(dream_all), np.concatenate(real_all)     # (N, hmax, H, W, 3)
+        last = np.stack([s.frames[c - 1] for s in rsegs])
+        rep["rollout"] = {"segments": len(rsegs), "psnr_240x256": {}, "psnr_240x256_copy_last": {},
+                          "psnr_60x64": {}, "psnr_60x64_copy_last": {}}
+        for h in cfg.horizons:
+            r = rep["rollout"]
+            r["psnr_240x256"][str(h)] = float(np.mean(psnr_per_frame(dream[:, h - 1], real[:, h - 1])))
+            r["psnr_240x256_copy_last"][str(h)] = float(np.mean(psnr_per_frame(last, real[:, h - 1])))
+            r["psnr_60x64"][str(h)] = float(np.mean(psnr_per_frame(downsample(dream[:, h - 1]), downsample(real[:, h - 1]))))
+            r["psnr_60x64_copy_last"][str(h)] = float(np.mean(psnr_per_frame(downsample(last), downsample(real[:, h - 1]))))
+        # controllability: scroll between consecutive frames, estimated from the images of each
+        d_scroll = np.concatenate([estimate_scrolls(np.concatenate([last[i:i + 1], dream[i]])) for i in range(len(dream))])
+        r_scroll = np.concatenate([estimate_scrolls(np.concatenate([last[i:i + 1], real[i]])) for i in range(len(real))])
+        rep["controllability"] = controllability(d_scroll, r_scroll)
+        pics = {"dream": dream, "real": real, "last": last}
+    return rep, pics
+
+
+def measure_speed(model, sampler, device, amp, seg: Segment, steps: int) -> dict:
+    """Frames/s of the full pipeline at batch 1 (median over steps, after a warm-up step)."""
+    roll = Rollout(model, sampler, device, amp)
+    roll.run([seg], 1)
+    t0 = time.perf_counter()
+    _, _, times = roll.run([seg], steps)
+    wall = time.perf_counter() - t0
+    med = {k: float(np.median([t[k] for t in times])) for k in times[0]}
+    return {"fps": 1000.0 / med["total"], "fps_wall": steps / wall, "ms_per_stage_median": med,
+            "batch": 1, "denoising_steps": sampler.num_steps, "device": str(device),
+            "threads": torch.get_num_threads()}

@@ -1,0 +1,134 @@
+"""The trainer end to end on real episodes: tiny run, exact resume, DDP, W&B offline, bad configs,
+the dream env and the evaluator on its checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, compose
+
+from main import run
+from utils.checkpoint import load_tensors
+
+
+def test_tiny_run_writes_checkpoints_samples_and_wandb(tiny_run):
+    ck = tiny_run / "checkpoints"
+    latest = ck / (ck / "latest").read_text().strip()
+    for f in ("denoiser.safetensors", "upsampler.safetensors", "model.json", "train_state/state.json"):
+        assert (latest / f).exists(), f
+    assert len([p for p in ck.glob("step_*")]) <= 2                     # keep N
+    assert json.loads((latest / "model.json").read_text())["step"] == 12
+    assert list((tiny_run / "samples").glob("*.png"))
+    assert list((tiny_run / "wandb").glob("offline-run-*"))             # offline by default: `wandb sync` later
+    lines = [json.loads(x) for x in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss_denoise", "loss_upsampler", "lr", "samples_per_s"} <= set().union(*lines)
+
+
+def test_resume_continues_exactly(real_episodes, tmp_path):
+    common = ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled", "training.checkpoint_every=3",
+              "training.keep=10", "data.prefetch=true"]
+    full = tmp_path / "full"
+    run(compose("trainer", common + ["training.steps=6"]), full)
+    part = tmp_path / "part"
+    run(compose("trainer", common + ["training.steps=3"]), part)
+    run(compose("trainer", common + ["training.steps=6", "resume=true"]), part)
+    a = load_tensors(full / "checkpoints/step_0000006/train_state/model.safetensors")
+    b = load_tensors(part / "checkpoints/step_0000006/train_state/model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ea = load_tensors(full / "checkpoints/step_0000006/denoiser.safetensors")
+    eb = load_tensors(part / "checkpoints/step_0000006/denoiser.safetensors")
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.dir=/nonexistent/episodes", "not a directory"),
+    ("model.denoiser.channels=[8,8]", "same length"),
+    ("data.batch_size=0", "must be positive"),
+    ("training.no_such_key=1", "no_such_key"),
+])
+def test_bad_configs_fail_with_one_line(real_episodes, override, message):
+    data = [] if override.startswith("data.dir") else [f"data.dir={real_episodes}"]
+    key = override.split("=")[0]
+    ov = ("+" + override) if key == "training.no_such_key" else override
+    r = subprocess.run([sys.executable, "src/main.py", "experiment=tiny", "wandb.mode=disabled", *data, ov,
+                        "hydra.run.dir=" + str(Path(os.environ.get("TMPDIR", "/tmp")) / "bad_cfg_run")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(err) == 1 and message in err[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_empty_dataset_fails_clearly(tmp_path):
+    r = subprocess.run([sys.executable, "src/main.py", "experiment=tiny", "wandb.mode=disabled", f"data.dir={tmp_path}",
+                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no training episodes" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(real_episodes, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "src/main.py", "experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
+                        "training.steps=4", "training.checkpoint_every=4", f"hydra.run.dir={tmp_path / 'ddp'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ddp/checkpoints/step_0000004/model.json").exists()
+
+
+def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, tiny_spawns):
+    import envs  # noqa: F401 - registers smbwm/Dream-v0
+    from gymnasium.utils.env_checker import check_env
+    kw = dict(checkpoint=str(tiny_checkpoint), spawn_dir=str(tiny_spawns), max_episode_steps=5)
+    check_env(gymnasium.make("smbwm/Dream-v0", report_timings=False, **kw).unwrapped, skip_render_check=True)
+    env = gymnasium.make("smbwm/Dream-v0", **kw)
+    obs, info = env.reset(seed=0, options={"spawn": 0})
+    assert obs.shape == (240, 256, 3) and obs.dtype == np.uint8 and info["step"] == 0
+    frames = {}
+    for a in (0x80, 0x40):                     # right vs left from the same spawn and seed
+        env.reset(seed=1, options={"spawn": 0})
+        frames[a] = [env.step(a)[0] for _ in range(3)]
+    assert any(not np.array_equal(x, y) for x, y in zip(frames[0x80], frames[0x40]))
+    _, _, term, trunc, info = env.step(0)
+    assert set(info["timings_ms"]) >= {"denoiser", "upsampler", "total"}
+    env.close()
+
+
+def test_dream_env_errors_are_one_line(tmp_path, tiny_checkpoint):
+    from envs.world_model_env import CheckpointError, SpawnError, WorldModelEnv
+    with pytest.raises(CheckpointError, match="no world-model checkpoint"):
+        WorldModelEnv(checkpoint=tmp_path)
+    env = WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tmp_path)
+    with pytest.raises(SpawnError, match="no spawn folders"):
+        env.reset()
+    bad = tmp_path / "bad_spawn"
+    bad.mkdir()
+    np.save(bad / "full_res.npy", np.zeros((4, 60, 64, 3), np.uint8))
+    np.save(bad / "act.npy", np.zeros(4, np.uint8))
+    with pytest.raises(SpawnError, match="240, 256, 3"):
+        env.reset(options={"spawn": bad})
+
+
+def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "src/evaluate.py", f"checkpoint={tiny_checkpoint}", f"data.dir={real_episodes}",
+                        f"out={out}", "eval.next_frame_samples=8", "eval.rollouts=2", "eval.horizons=[1,5,15,30]",
+                        "eval.speed_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    s = rep["sets"]["episodes"]
+    nf = s["next_frame"]
+    assert nf["samples"] == 8 and 0 < nf["psnr_240x256_copy_last"] < 100 and 0 < nf["ssim_240x256"] <= 1
+    assert set(s["rollout"]["psnr_240x256"]) == {"1", "5", "15", "30"}
+    assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
+    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 3
+    assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()

@@ -1,0 +1,140 @@
+"""World model: preconditioning, conditioning, learning, checkpoints, sampler, dream env."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.denoiser import Denoiser, DenoiserConfig
+from models.motion import apply_scroll, area_downsample, shift_lowres
+from models.sampler import SamplerConfig, karras_sigmas, sample_residual
+from models.upsampler import Upsampler, UpsamplerConfig
+from models.world_model import WorldModel, to_model, to_uint8
+
+TINY = DenoiserConfig(channels=[8, 8, 16, 16], cond_dim=32, scroll_channels=8)
+
+
+def _batch(b=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.rand(b, 4, 3, 60, 64, generator=g) * 2 - 1
+    act = torch.randint(0, 2, (b, 4, 6), generator=g).float()
+    scroll = torch.randint(-4, 8, (b,), generator=g)
+    past = torch.randint(-4, 8, (b, 3), generator=g)
+    return obs, act, scroll, past
+
+
+def test_preconditioning_identities():
+    d = Denoiser(TINY)
+    sigma = torch.tensor([1e-4, 0.5, 10.0])
+    c_in, c_skip, c_out, _ = d.precond(sigma)
+    sd = TINY.sigma_data
+    # c_skip -> 1 and c_out -> 0 as sigma -> 0: D(x; 0) = x
+    assert c_skip[0].item() == pytest.approx(1.0, abs=1e-6) and c_out[0].item() == pytest.approx(0.0, abs=1e-3)
+    # unit variance of the network's input and target (EDM Table 1)
+    assert torch.allclose(c_in.flatten() ** 2 * (sigma ** 2 + sd ** 2), torch.ones(3))
+    # and of its training target (y - c_skip (y + n)) / c_out, y ~ sigma_data, n ~ sigma
+    cs, co = c_skip.flatten(), c_out.flatten()
+    assert torch.allclose(((1 - cs) ** 2 * sd ** 2 + cs ** 2 * sigma ** 2) / co ** 2, torch.ones(3), atol=1e-4)
+    obs, act, scroll, _ = _batch(3)
+    x = torch.randn(3, 3, 60, 64)
+    out = d(x, sigma, obs, d.prior(obs, scroll), act, scroll)
+    assert out.shape == x.shape
+    assert torch.allclose(out[0], x[0], atol=1e-3)  # tiny sigma reproduces its input
+
+
+def test_actions_change_the_output():
+    torch.manual_seed(0)
+    d = Denoiser(TINY)
+    for p in d.parameters():                          # zero-init output layers hide conditioning: perturb
+        p.data += 0.05 * torch.randn_like(p)
+    obs, act, scroll, past = _batch(2)
+    x, sigma = torch.randn(2, 3, 60, 64), torch.full((2,), 1.0)
+    prior = d.prior(obs, scroll)
+    a1 = torch.zeros_like(act)
+    a2 = a1.clone()
+    a2[:, -1, 0] = 1                                  # press right now
+    o1, o2 = d(x, sigma, obs, prior, a1, scroll), d(x, sigma, obs, prior, a2, scroll)
+    assert (o1 - o2).abs().mean() > 1e-4
+    assert not torch.equal(d.scroll_head(obs, a1, past), d.scroll_head(obs, a2, past))
+
+
+def test_loss_goes_down_on_a_fixed_batch():
+    torch.manual_seed(0)
+    d = Denoiser(TINY)
+    obs, act, scroll, past = _batch(4)
+    target = shift_lowres(obs[:, -1], scroll)
+    target[:, :, 30:40, 20:30] = 0.7                  # something the shift does not explain
+    opt = torch.optim.AdamW(d.parameters(), lr=3e-3)
+    losses = []
+    for i in range(40):
+        torch.manual_seed(i % 4)                      # the same 4 noise draws over and over
+        loss, stats = d.loss(obs, act, scroll, past, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(stats["loss_denoise"] + stats["loss_scroll"])
+    assert np.mean(losses[-8:]) < 0.6 * np.mean(losses[:8])
+
+
+def test_scroll_shift_and_lowres_prior_agree_on_real_frames(real_episodes):
+    from data.episode import list_episodes, read_episode
+    from models.motion import estimate_scrolls
+    ep = read_episode(list_episodes(real_episodes)[0])
+    f = ep.frames[:40]
+    k = torch.as_tensor(estimate_scrolls(f)).long()
+    prev, nxt = to_model(f[:-1]), to_model(f[1:])
+    shifted = apply_scroll(prev, k)
+    # the shifted previous frame explains the next frame far better than the previous frame itself
+    assert (shifted - nxt).abs().mean() < 0.5 * (prev - nxt).abs().mean() or k.abs().sum() == 0
+    low_exact = area_downsample(shifted)
+    low_approx = shift_lowres(area_downsample(prev), k)
+    assert (low_exact - low_approx).abs().mean() < 0.05
+
+
+def test_upsampler_starts_as_the_prior_and_keeps_shape():
+    up = Upsampler(UpsamplerConfig(channels=8, blocks=1))
+    prior = torch.rand(2, 3, 240, 256) * 2 - 1
+    out = up(prior, area_downsample(prior))
+    assert out.shape == (2, 3, 240, 256) and torch.allclose(out, prior.clamp(-1, 1))
+
+
+def test_karras_schedule_and_sampler_converge_to_a_known_point():
+    s = karras_sigmas(5, 0.002, 5.0, 7.0)
+    assert s[0] == pytest.approx(5.0) and s[-2] == pytest.approx(0.002, rel=1e-4) and s[-1] == 0
+    assert torch.all(s[:-1] > s[1:])
+    target = torch.full((1, 3, 4, 4), 0.3)
+    for order in (1, 2):
+        cfg = SamplerConfig(num_steps=6, order=order, s_churn=0.5 if order == 2 else 0.0)
+        x = sample_residual(lambda x, sig: target.expand_as(x), (1, 3, 4, 4), cfg, "cpu",
+                            torch.Generator().manual_seed(0))
+        assert torch.allclose(x, target, atol=1e-3)   # a perfect denoiser lands on its data point
+
+
+def test_checkpoint_round_trip_and_fp16_export(tmp_path):
+    torch.manual_seed(0)
+    wm = WorldModel(TINY, UpsamplerConfig(channels=8, blocks=1))
+    wm.save(tmp_path / "a", {"step": 7})
+    wm2, meta = WorldModel.load(tmp_path / "a")
+    assert meta["step"] == 7
+    for (k, v), (k2, v2) in zip(wm.state_dict().items(), wm2.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    wm.save(tmp_path / "h", dtype=torch.float16)
+    assert (tmp_path / "h" / "denoiser.safetensors").stat().st_size < 0.6 * (tmp_path / "a" / "denoiser.safetensors").stat().st_size
+    obs, act, scroll, past = _batch(1)
+    full = torch.rand(1, 3, 240, 256) * 2 - 1
+    cfg = SamplerConfig(num_steps=2)
+    o = wm2.step(obs, full, act, past, cfg, generator=torch.Generator().manual_seed(0))
+    assert o.full.shape == (1, 3, 240, 256) and o.low.shape == (1, 3, 60, 64) and o.scroll.shape == (1,)
+    assert to_uint8(o.full).shape == (1, 240, 256, 3)
+
+
+def test_broken_checkpoints_give_one_line(tmp_path):
+    from utils.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="no world-model checkpoint"):
+        WorldModel.load(tmp_path)
+    wm = WorldModel(TINY, UpsamplerConfig(channels=8, blocks=1))
+    wm.save(tmp_path / "c")
+    (tmp_path / "c" / "denoiser.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a valid safetensors") as e:
+        WorldModel.load(tmp_path / "c")
+    assert "\n" not in str(e.value)
