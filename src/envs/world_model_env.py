@@ -63,12 +63,12 @@ class WorldModelEnv(gym.Env):
     def __init__(self, checkpoint: str | Path | None = None, spawn_dir: str | Path | None = None,
                  device: str = "auto", denoising_steps: int | None = None, sampler: str = "fast",
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
-                 report_timings: bool = True):
+                 report_timings: bool = True, precision: str = "auto"):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
         self.model = prepare_module(model, self.device)
-        self.amp = autocast_dtype(self.device)
+        self.amp = autocast_dtype(self.device, precision)       # auto: bf16 where the hardware has it
         self.sampler = load_sampler(sampler, denoising_steps)
         self.spawn_dir = Path(spawn_dir) if spawn_dir else DEFAULT_SPAWNS
         self.spawns = list_spawns(self.spawn_dir)

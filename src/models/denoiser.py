@@ -25,9 +25,9 @@ from models.motion import MAX_SHIFT, NUM_SHIFTS, ScrollHead, shift_lowres
 @dataclass
 class DenoiserConfig:
     context: int = 4                                  # past frames seen (DIAMOND: 4)
-    channels: list[int] = field(default_factory=lambda: [48, 64, 96, 96])
-    depths: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
-    attn_levels: list[bool] = field(default_factory=lambda: [False, False, False, True])
+    channels: list[int] = field(default_factory=lambda: [32, 64, 96, 96])
+    depths: list[int] = field(default_factory=lambda: [1, 1, 2, 2])
+    attn_levels: list[bool] = field(default_factory=lambda: [False, False, True, True])
     cond_dim: int = 128
     sigma_data: float = 0.5
     sigma_offset_noise: float = 0.1                   # offset noise: a per-channel constant
