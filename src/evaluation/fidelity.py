@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 import actions as A
-from data.episode import read_episode
+from data.episode import episode_length, read_episode, read_frames
 from data.lowres import downsample
 from evaluation.metrics import controllability, psnr_per_frame, ssim
 from models.motion import estimate_scrolls
@@ -37,17 +37,16 @@ class Segment:
 
 
 def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str) -> list[Segment]:
-    """`count` random windows of `length` frames from episodes long enough (a window per pick)."""
-    eps = [read_episode(p) for p in tqdm(paths, desc=f"read {desc}", unit="episode", leave=False)]
-    eps = [e for e in eps if len(e.frames) >= length]
-    if not eps:
+    """`count` random windows of `length` frames from episodes long enough; reads only those frames."""
+    lengths = {p: episode_length(p) + 1 for p in paths}
+    ok = [p for p in paths if lengths[p] >= length]
+    if not ok:
         return []
+    picks = sorted((ok[i], int(rng.integers(lengths[ok[i]] - length + 1))) for i in rng.integers(len(ok), size=count))
     out = []
-    for i in rng.integers(len(eps), size=count):
-        e = eps[i]
-        t = int(rng.integers(len(e.frames) - length + 1))
-        f = e.frames[t:t + length]
-        out.append(Segment(f, e.actions[t:t + length - 1], estimate_scrolls(f)))
+    for p, t in tqdm(picks, desc=f"read {desc}", unit="segment", leave=False):
+        f = read_frames(p, slice(t, t + length))
+        out.append(Segment(f, read_episode(p, frames=False).actions[t:t + length - 1], estimate_scrolls(f)))
     return out
 
 

@@ -1,0 +1,90 @@
+"""Write checkpoints/README.md (the model card) from the checkpoint's model.json and evaluate's report.json.
+
+    python scripts/model_card.py [--checkpoint checkpoints] [--cpu-hours H] [--notes FILE]
+
+Every fidelity number in the card is copied from report.json (tests/test_shipped_model.py checks that
+the card and the report agree), so the card can only say what `python src/evaluate.py` measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fmt(v) -> str:
+    return "—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def fidelity_table(report: dict) -> str:
+    lines = ["| set | metric | dream | copy last frame |", "|---|---|---|---|"]
+    for name, s in report["sets"].items():
+        nf = s.get("next_frame", {})
+        for res in ("240x256", "60x64"):
+            lines.append(f"| {name} | next-frame PSNR {res} (dB) | {fmt(nf.get(f'psnr_{res}'))} | "
+                         f"{fmt(nf.get(f'psnr_{res}_copy_last'))} |")
+        lines.append(f"| {name} | next-frame SSIM 240x256 | {fmt(nf.get('ssim_240x256'))} | "
+                     f"{fmt(nf.get('ssim_240x256_copy_last'))} |")
+        r = s.get("rollout", {})
+        for h, v in r.get("psnr_240x256", {}).items():
+            lines.append(f"| {name} | rollout PSNR 240x256 at {h} steps (dB) | {fmt(v)} | "
+                         f"{fmt(r['psnr_240x256_copy_last'][h])} |")
+        c = s.get("controllability", {})
+        if c:
+            lines.append(f"| {name} | scroll direction agreement (steps where the real game scrolls) | "
+                         f"{fmt(c.get('direction_agreement'))} | |")
+            lines.append(f"| {name} | scroll magnitude error (px/step) | {fmt(c.get('magnitude_mae_px'))} | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--cpu-hours", type=float, default=None, help="wall-clock hours of training on this CPU")
+    ap.add_argument("--notes", default=None, help="a markdown file appended to the card (data, caveats)")
+    a = ap.parse_args()
+    ck = Path(a.checkpoint)
+    meta = json.loads((ck / "model.json").read_text())
+    report = json.loads((ck / "report.json").read_text())
+    cfg = meta.get("config", {})
+    sp = report.get("speed", {})
+    params = {}
+    try:
+        import sys
+        sys.path.insert(0, str(ROOT / "src"))
+        from models.world_model import WorldModel
+        m, _ = WorldModel.load(ck)
+        params = {k: sum(p.numel() for p in getattr(m, k).parameters()) / 1e6 for k in ("denoiser", "upsampler")}
+    except Exception:  # noqa: BLE001 - the card is still useful without parameter counts
+        pass
+    card = f"""# The shipped world model
+
+Denoiser (60x64, EDM, residual over the scroll-shifted last frame, with the scroll head) and upsampler
+(60x64 -> 240x256, one pass) as fp16 safetensors; `model.json` holds their configs and the training
+config. `python src/play.py` and `python src/evaluate.py` use this folder by default.
+
+- Parameters: denoiser {fmt(params.get('denoiser'))} M (incl. scroll head), upsampler {fmt(params.get('upsampler'))} M
+- Training: {meta.get('step')} denoiser steps of batch {cfg.get('data', {}).get('batch_size')}, {meta.get('upsampler_steps')} upsampler steps,
+  {fmt(a.cpu_hours)} hours on a 2-core CPU (bf16 autocast + channels_last)
+- Training frames: {meta.get('frames')}
+- Sampler for play and evaluation: {report['sampler']['num_steps']} steps, order {report['sampler']['order']}
+
+## Fidelity (`python src/evaluate.py`, report.json in this folder)
+
+{fidelity_table(report)}
+
+Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('threads')} threads):
+{fmt(sp.get('fps'))} frames/s (stages in ms: {', '.join(f'{k} {v:.1f}' for k, v in sp.get('ms_per_stage_median', {}).items())}).
+
+![real (left) vs dream (right), open loop with the real actions](report.gif)
+"""
+    if a.notes:
+        card += "\n" + Path(a.notes).read_text()
+    (ck / "README.md").write_text(card)
+    print(f"wrote {ck / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
