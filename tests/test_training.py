@@ -132,3 +132,12 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
     assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 3
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
+
+
+def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_spawns, tmp_path):
+    from conftest import run_collect
+    from data.episode import list_episodes, read_episode
+    run_collect(["env=dream", f"env.checkpoint={tiny_checkpoint}", f"env.spawn_dir={tiny_spawns}", "agent=random",
+                 "episodes=1", "max_steps=6", f"out_dir={tmp_path}"])
+    ep = read_episode(list_episodes(tmp_path)[0])
+    assert ep.attrs["source"] == "dream/random" and ep.frames.shape == (7, 240, 256, 3) and ep.truncated[-1]
