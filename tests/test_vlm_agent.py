@@ -228,3 +228,25 @@ def test_collect_with_env_variables_and_prompt_file(tmp_path, monkeypatch, capsy
     assert report["steps"] == 48 and report["mean_max_x"] is not None and sum(report["actions"].values()) > 0.99
     out = capsys.readouterr().out
     assert f"vlm (scripted-vlm, pause mode): 48 steps, {calls} calls, fallbacks {fallbacks}" in out
+
+
+@pytest.mark.slow
+def test_collect_in_the_dream(tmp_path, tiny_checkpoint, tiny_spawns):
+    """The same agent plays inside the world model: it only sees frames and info."""
+    with ChatServer(ChatServerConfig(script=["2", "jump: 4", "??"], default="1")) as srv:
+        report = run_collect(["agent=vlm", "env=dream", f"env.checkpoint={tiny_checkpoint}",
+                              f"env.spawn_dir={tiny_spawns}", "episodes=1", "max_steps=8", f"out_dir={tmp_path}",
+                              f"agent.base_url={srv.base_url}", "agent.hold=2", "agent.history=2",
+                              "agent.history_stride=1"])
+    files = list_episodes(tmp_path)
+    assert len(files) == 1 and report["episodes_written"] == 1 and not report["errors"]
+    ep = read_episode(files[0])
+    assert ep.attrs["source"] == "dream/vlm" and len(ep) == 8 and ep.truncated[-1]
+    assert list(ep.actions) == [S[2]] * 2 + [S[4]] * 2 + [A.NOOP] * 2 + [S[1]] * 2
+    assert ep.step_text == ["2", "", "jump: 4", "", "??", "", "1", ""] and ep.attrs["vlm_fallbacks"] == 1
+    assert len(srv.requests) == 4
+    for t, req in zip((0, 2, 4, 6), srv.requests):   # the dream's own frames were sent, oldest first
+        sent = images(req)
+        np.testing.assert_array_equal(sent[-1], ep.frames[t])
+        if t:
+            np.testing.assert_array_equal(sent[0], ep.frames[t - 1])
