@@ -34,6 +34,9 @@ def _levels(cfg: DictConfig) -> list[str]:
         spec = list(spec)
     if cfg.env.name == "nes":
         return expand_levels(spec) or ["random"]
+    if cfg.env.name == "levels":  # MarioGPT levels: files, generated from prompts, or corpus windows
+        from envs.level_sources import collect_levels
+        return collect_levels(cfg)
     return [str(x) for x in (spec if isinstance(spec, list) else [spec])]
 
 
@@ -41,7 +44,7 @@ def _env_factory(env_cfg: dict[str, Any], max_steps: int):
     def make(level: str):
         from hydra.utils import instantiate
         import envs  # noqa: F401 - registers ids
-        kw = {k: v for k, v in env_cfg.items() if k != "name"}
+        kw = {k: v for k, v in env_cfg.items() if k not in ("name", "generate")}  # generate: collect-side only
         if env_cfg["name"] == "nes":
             kw.update(level=None, random_stages=True) if level == "random" else kw.update(level=level)
         else:

@@ -117,6 +117,10 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
                 writer.abort()
                 raise
             extra = agent.episode_attrs() if hasattr(agent, "episode_attrs") else {}
+            if hasattr(env, "episode_attrs"):  # env-side facts, e.g. LevelEnv: the level actually played
+                extra = {**env.episode_attrs(), **extra}
+            if getattr(env, "level_text", None):
+                writer.level_text = env.level_text
             for k, v in extra.items():
                 writer.set_attr(k, v if isinstance(v, (int, float, str, bool)) else json.dumps(v))
             if out["stopped"]:

@@ -16,6 +16,7 @@ Which level (constructor arguments, first match wins):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -62,6 +63,7 @@ class LevelEnv(EmulatorEnv):
         super().__init__(frame_skip=frame_skip, max_episode_steps=max_episode_steps, render_mode=render_mode)
         from levels.level import LevelError, load_level, parse_level
         self.corpus_width = int(corpus_width)
+        self.prompt: str | None = None
         self._fixed: tuple[str, str] | None = None     # (id, text) when the level does not change
         self._corpus_start: int | None = None
         spec = "" if level is None else str(level).strip()
@@ -77,6 +79,9 @@ class LevelEnv(EmulatorEnv):
                     raise ValueError(f"level {spec!r} needs level_dir (the folder with <sha12>.txt files)")
                 text = load_level(Path(level_dir) / f"{spec[4:]}.txt").text()
                 self._fixed = (spec, text)
+                meta = Path(level_dir) / f"{spec[4:]}.json"      # written by the collector's generator
+                if meta.exists():
+                    self.prompt = json.loads(meta.read_text()).get("prompt")
             elif re.fullmatch(r"corpus:\d+", spec):
                 self._corpus_start = int(spec.split(":")[1])
             elif spec.lower() not in CORPUS_SPECS:
@@ -143,7 +148,10 @@ class LevelEnv(EmulatorEnv):
 
     def episode_attrs(self) -> dict[str, Any]:
         """Facts about the episode for the episode file (the level actually played)."""
-        return {"level": self.level_name, "level_width": self.state.width if self.state else 0}
+        out = {"level": self.level_name, "level_width": self.state.width if self.state else 0}
+        if self.prompt:
+            out["prompt"] = self.prompt
+        return out
 
     # --- rendering -------------------------------------------------------------------------------
     def render_state(self, s: LevelState) -> np.ndarray:
