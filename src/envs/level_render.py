@@ -53,6 +53,30 @@ METATILES: dict[str, tuple[tuple[int, int, int, int], int]] = {
     "pole_top": ((0x24, 0x2F, 0x24, 0x3D), 0),
     "pole": ((0xA2, 0xA2, 0xA3, 0xA3), 0),
 }
+# Overworld scenery behind the level, one period of 48 columns exactly as World 1-1 draws it
+# (classified cell by cell from real emulator frames): bushes ( = ), hills / : ^ \\ ; _, clouds.
+SCENERY_ROWS = (
+    "................................................",
+    "...................<~>..............<~~>........",
+    "........<~>........[-].....<~~~>....[--]........",
+    "........[-]................[---]................",
+    "................................................",
+    "................................................",
+    "................................................",
+    "................................................",
+    "................................................",
+    "..^.............................................",
+    "./:\\.............^..............................",
+    "/:_;\\......(===)/:\\....(=)...............(==)...",
+)
+SCENERY_TILES: dict[str, tuple[tuple[int, int, int, int], int]] = {
+    "(": ((0x24, 0x24, 0x24, 0x35), 0), "=": ((0x36, 0x25, 0x37, 0x25), 0), ")": ((0x24, 0x38, 0x24, 0x24), 0),
+    "/": ((0x24, 0x30, 0x30, 0x26), 0), ":": ((0x26, 0x26, 0x34, 0x26), 0), "^": ((0x24, 0x31, 0x24, 0x32), 0),
+    "\\": ((0x33, 0x26, 0x24, 0x33), 0), ";": ((0x34, 0x26, 0x26, 0x26), 0), "_": ((0x26, 0x26, 0x26, 0x26), 0),
+    "<": ((0x24, 0x24, 0x24, 0x35), 2), "~": ((0x36, 0x25, 0x37, 0x25), 2), ">": ((0x24, 0x38, 0x24, 0x24), 2),
+    "[": ((0x24, 0x24, 0x39, 0x24), 2), "-": ((0x3A, 0x24, 0x3B, 0x24), 2), "]": ((0x3C, 0x24, 0x24, 0x24), 2),
+}
+METATILES.update({f"scenery{k}": v for k, v in SCENERY_TILES.items()})
 # Sprites: rows of (left, right) sprite tiles; a negative number means "mirror the tile".
 MARIO_FRAMES = {
     "stand": ((0x3A, 0x37), (0x4F, -0x4F)), "walk1": ((0x32, 0x33), (0x34, 0x35)),
@@ -160,7 +184,7 @@ class LevelRenderer:
         self.height, self.width = grid.shape
         self.strip = np.empty((self.height * TILE, self.width * TILE, 3), np.uint8)
         self.strip[:] = NES_PALETTE[SKY]
-        self.drawn = np.full_like(grid, ord("-"))
+        self.drawn = np.zeros_like(grid)      # nothing drawn yet: every tile differs
         self.pole_col = pole_col
         self._draw_changed(grid, 0, self.width)
         if pole_col is not None:
@@ -168,6 +192,8 @@ class LevelRenderer:
 
     def _draw_tile(self, r: int, c: int, ch: str) -> None:
         name = tile_name(ch, r, self.height)
+        if name is None and r < len(SCENERY_ROWS) and SCENERY_ROWS[r][c % 48] != ".":
+            name = "scenery" + SCENERY_ROWS[r][c % 48]
         cell = self.strip[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
         cell[:] = metatile(name) if name else NES_PALETTE[SKY]
 
