@@ -27,13 +27,14 @@ class ExpertAgent(Agent):
 
     def __init__(self, action_set: str | Sequence[int] = "simple", seed: int | None = None,
                  macros: Sequence[str] = MACROS, horizon: int = 288, commit: int = 144,
-                 max_expansions: int = 1500, weight: float = 2.5, explore: float = 0.0):
+                 max_expansions: int = 1500, weight: float = 2.5, retry_factor: int = 4, explore: float = 0.0):
         super().__init__(action_set, seed)
         self.macros = [A.to_byte(m.split("+")) if m != "NOOP" else 0 for m in macros]
         if horizon <= commit or commit < 16:
             raise ValueError(f"need horizon > commit >= 16 pixels, got horizon={horizon} commit={commit}")
         self.horizon, self.commit, self.max_expansions = int(horizon), int(commit), int(max_expansions)
         self.weight = float(weight)             # weighted A*: > 1 trades optimality for far fewer expansions
+        self.retry_factor = int(retry_factor)   # a failed search is retried this many times wider
         self.explore = float(explore)
         self.env = None
         self.plan: list[int] = []
@@ -60,11 +61,14 @@ class ExpertAgent(Agent):
             self.plan = []                   # a random step breaks the plan: re-plan afterwards
             return int(self.rng.choice(self.actions))
         if not self.plan or state.mario.x >= self.plan_end_x:
-            self.plan, self.plan_end_x = self._search(state)
+            self.plan, self.plan_end_x = self._search(state, self.weight, self.max_expansions)
+            if self.plan_end_x == float("inf"):  # target out of reach: a wider, less greedy search
+                self.plan, self.plan_end_x = self._search(state, 1.0 + (self.weight - 1.0) / 2,
+                                                          self.retry_factor * self.max_expansions)
         return self.plan.pop(0) if self.plan else A.to_byte(["right", "B"])
 
     # --- search ----------------------------------------------------------------------------------
-    def _search(self, root: LevelState) -> tuple[list[int], float]:
+    def _search(self, root: LevelState, weight: float, max_expansions: int) -> tuple[list[int], float]:
         t0 = time.perf_counter()
         skip = self.env.frame_skip
         x0 = root.mario.x
@@ -72,13 +76,13 @@ class ExpertAgent(Agent):
         per_step = RUN_MAX * skip
         tie = itertools.count()
         def h(s: LevelState) -> float:
-            return 0.0 if s.flag else self.weight * max(0.0, target - s.mario.x) / per_step
+            return 0.0 if s.flag else weight * max(0.0, target - s.mario.x) / per_step
         frontier = [(h(root), next(tie), 0, root, None)]
         parents: dict[int, tuple[int | None, int]] = {}
         seen: set[tuple] = set()
         best = (h(root), 0, -1)                  # (h, g, node id): the closest node if the target is out of reach
         expansions, found = 0, None
-        while frontier and expansions < self.max_expansions:
+        while frontier and expansions < max_expansions:
             _, nid, g, s, _ = heapq.heappop(frontier)
             m = s.mario
             if s.flag or m.x >= target:
