@@ -230,6 +230,23 @@ def test_collect_with_env_variables_and_prompt_file(tmp_path, monkeypatch, capsy
     assert f"vlm (scripted-vlm, pause mode): 48 steps, {calls} calls, fallbacks {fallbacks}" in out
 
 
+def test_collect_on_mariogpt_levels(tmp_path):
+    """The same agent plays MarioGPT levels (a corpus window in the NES-look simulator)."""
+    with ChatServer(ChatServerConfig(script=["1", "3"], default="garbage")) as srv:
+        report = run_collect(["agent=vlm", "env=levels", "level=corpus", "episodes=1", "max_steps=12",
+                              f"out_dir={tmp_path}", f"agent.base_url={srv.base_url}", "agent.hold=4",
+                              "agent.history=1"])
+    files = list_episodes(tmp_path)
+    assert len(files) == 1 and report["episodes_written"] == 1 and not report["errors"]
+    ep = read_episode(files[0])
+    assert ep.attrs["source"] == "levels/vlm" and ep.level_text and ep.terminated[-1] or ep.truncated[-1]
+    answers = ["1", "3", "garbage"][:len(srv.requests)]
+    assert ep.step_text[::4] == answers and ep.attrs["vlm_fallbacks"] == answers.count("garbage")
+    assert list(ep.actions) == ([S[1]] * 4 + [S[3]] * 4 + [A.NOOP] * 4)[:len(ep)]
+    for k, req in enumerate(srv.requests):   # the simulator's own frames were sent
+        np.testing.assert_array_equal(images(req)[0], ep.frames[4 * k])
+
+
 @pytest.mark.slow
 def test_collect_in_the_dream(tmp_path, tiny_checkpoint, tiny_spawns):
     """The same agent plays inside the world model: it only sees frames and info."""
