@@ -197,8 +197,9 @@ def spawn_from_level(level_text: str, out_dir: str | Path, warmup: tuple[int, ..
         frames.append(env.step(a)[0])
     env.close()
     full = np.stack(frames)
+    # no replay_actions: the real emulator cannot replay a MarioGPT level (play.py --compare says so)
     meta = {"source": "levels", "level": env.level_name, "episode": None, "start": 0,
-            "replay_actions": [int(a) for a in warmup[:3]], "level_text": env.level_text}
+            "level_actions": [int(a) for a in warmup[:3]], "level_text": env.level_text}
     spawn = Spawn(full, downsample(full), np.array(warmup[:4], np.uint8), meta=meta)
     out = save_spawn(spawn, out_dir)
     (Path(out) / "level.txt").write_text(env.level_text)
