@@ -239,7 +239,7 @@ def test_collect_on_mariogpt_levels(tmp_path):
     files = list_episodes(tmp_path)
     assert len(files) == 1 and report["episodes_written"] == 1 and not report["errors"]
     ep = read_episode(files[0])
-    assert ep.attrs["source"] == "levels/vlm" and ep.level_text and ep.terminated[-1] or ep.truncated[-1]
+    assert ep.attrs["source"] == "levels/vlm" and ep.level_text and (ep.terminated[-1] or ep.truncated[-1])
     answers = ["1", "3", "garbage"][:len(srv.requests)]
     assert ep.step_text[::4] == answers and ep.attrs["vlm_fallbacks"] == answers.count("garbage")
     assert list(ep.actions) == ([S[1]] * 4 + [S[3]] * 4 + [A.NOOP] * 4)[:len(ep)]
