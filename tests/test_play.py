@@ -17,8 +17,7 @@ os.environ["SDL_VIDEODRIVER"] = "dummy"
 
 import actions as A  # noqa: E402
 from data.episode import list_episodes, read_episode  # noqa: E402
-from data.lowres import downsample  # noqa: E402
-from data.spawn import Spawn, save_spawn  # noqa: E402
+from data.spawn import list_spawns, load_spawn  # noqa: E402
 from game.config import PlayError, parse_args  # noqa: E402
 from game.run import read_action_file  # noqa: E402
 
@@ -51,16 +50,9 @@ def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> No
 
 
 @pytest.fixture(scope="module")
-def spawn_dir(real_episodes, tmp_path_factory) -> Path:
-    """A spawn cut from a real emulator episode, with the replay that brings the emulator there."""
-    ep_path = next(p for p in list_episodes(real_episodes) if read_episode(p, frames=False).attrs["level"] == "1-1")
-    ep = read_episode(ep_path)
-    s = 20
-    frames = ep.frames[s:s + 4]
-    spawn = Spawn(frames, downsample(frames), ep.actions[s:s + 4].astype(np.uint8),
-                  meta={"source": ep.attrs["source"], "level": "1-1", "episode": ep_path.name, "start": s,
-                        "replay_actions": [int(a) for a in ep.actions[:s + 3]]})
-    return save_spawn(spawn, tmp_path_factory.mktemp("spawns") / "s0")
+def spawn_dir(tiny_spawns) -> Path:
+    """One spawn made from a real emulator episode (it carries the replay that brings the emulator there)."""
+    return list_spawns(tiny_spawns)[0]
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -160,7 +152,10 @@ def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path):
     broken = tmp_path / "ckpt"
     broken.mkdir()
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
-    assert_one_line_error(play_cli("--checkpoint", broken, "--headless", "--out", tmp_path / "o"))
+    assert_one_line_error(play_cli("--checkpoint", broken, "--headless", "--out", tmp_path / "o"),
+                          "no world-model checkpoint", "src/main.py")
+    assert_one_line_error(play_cli("--real", "--spawn", 99, "--headless", "--out", tmp_path / "o"),
+                          "--spawn 99", "src/spawn.py")
 
 
 # --- the dream (a tiny world model trained by the test session) ----------------------------------
@@ -179,21 +174,19 @@ def test_dream_headless_frames_and_actions_matter(tiny_checkpoint, spawn_dir, tm
 
 
 def test_dream_records_a_valid_episode(tiny_checkpoint, spawn_dir, tmp_path):
+    from game.run import action_stream
     rec = tmp_path / "rec"
-    assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 5,
-                "--actions", "random", "--out", tmp_path / "out", "--record", rec) == 0
+    argv = ["--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
+            "--seed", 3, "--out", tmp_path / "out", "--record", rec]
+    assert play(*argv) == 0
     [path] = list_episodes(rec)
     ep = read_episode(path)
-    assert ep.attrs["source"] == "dream/human" and len(ep) == 5 and ep.truncated[-1]
+    assert ep.attrs["source"] == "dream/human" and ep.attrs["denoising_steps"] >= 1 and len(ep) == 5
+    assert ep.truncated[-1] and not ep.terminated.any()
+    np.testing.assert_array_equal(ep.frames[0], load_spawn(spawn_dir).full_res[-1])   # starts at the spawn
     np.testing.assert_array_equal(ep.frames[1:], np.load(tmp_path / "out" / "frames.npy"))
-    assert list(ep.actions) == json_actions(tmp_path / "out")
-
-
-def json_actions(out: Path) -> list[int]:
-    """The actions the player fed, recovered from play_stats' histogram total (sanity: 5 steps)."""
-    stats = json.loads((out / "play_stats.json").read_text())
-    assert sum(stats["actions"].values()) == stats["steps"]
-    return list(read_episode(next(iter(list_episodes(out.parent / "rec")))).actions)
+    stream = action_stream(parse_args([str(a) for a in argv]))
+    assert list(ep.actions) == [next(stream) for _ in range(5)]
 
 
 def test_compare_advances_both_sides_from_the_same_state(tiny_checkpoint, spawn_dir, tmp_path):
@@ -207,10 +200,10 @@ def test_compare_advances_both_sides_from_the_same_state(tiny_checkpoint, spawn_
     # The real side started from the spawn's state: its first step follows the spawn's last frame.
     import gymnasium
     import envs  # noqa: F401
-    from data.spawn import load_spawn
-    env = gymnasium.make("smbwm/SuperMarioBros-1-1-v0")
+    spawn = load_spawn(spawn_dir)
+    env = gymnasium.make(f"smbwm/SuperMarioBros-{spawn.meta['level']}-v0")
     env.reset()
-    for a in load_spawn(spawn_dir).replay_actions + acts[:1]:
+    for a in spawn.replay_actions + acts[:1]:
         obs = env.step(a)[0]
     env.close()
     np.testing.assert_array_equal(obs, real[0])

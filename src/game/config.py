@@ -20,6 +20,7 @@ class PlayConfig:
     steps: int | None = None           # denoising steps (None: the checkpoint's default)
     sampler: str = "fast"
     device: str = "auto"
+    threads: int | None = None         # torch threads; None: all cores but one (the window needs one)
     record: str | None = None          # directory for human-source episodes
     real: bool = False                 # play the real emulator instead of the dream
     compare: bool = False              # real emulator beside the dream, same buttons
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoising steps per frame (default: the checkpoint's)")
     p.add_argument("--sampler", choices=("fast", "quality"), default=d.sampler, help="sampler preset")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: cores - 1, at least 1)")
     p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")
     p.add_argument("--real", action="store_true", help="play the real NES emulator (see --level)")
     p.add_argument("--compare", action="store_true", help="real emulator beside the dream, same buttons")
@@ -85,6 +87,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--scale must be 1..8, got {cfg.scale}")
     if cfg.fps <= 0:
         raise PlayError(f"--fps must be > 0, got {cfg.fps:g}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise PlayError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
         raise PlayError(f"--max-episode-steps must be >= 1, got {cfg.max_episode_steps}")
     if cfg.steps is not None and cfg.steps < 1:

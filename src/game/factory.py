@@ -6,12 +6,14 @@ and other tools can inject any Gymnasium env with our interface (240x256x3 frame
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from data.spawn import Spawn, SpawnError, load_spawn
 from game.config import PlayConfig, PlayError
 
+UNLIMITED = 2 ** 62
 DreamBuilder = Callable[[PlayConfig], Any]
 RealBuilder = Callable[[str], Any]
 
@@ -28,13 +30,23 @@ def make_dream(cfg: PlayConfig) -> Any:
             raise
         raise PlayError("the dream environment (src/envs/world_model_env.py) is missing from this checkout; "
                         "update it, or play the real game with --real") from None
+    import torch
+    from utils.device import pick_device
+    # One core stays with the window loop. Also, on a busy machine an OpenMP team of 2 on 2 cores
+    # waits at every barrier for a descheduled thread: measured 5 s per tiny-model step vs 0.1-0.4 s
+    # with 1 thread while other jobs kept the load at ~12.
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
     try:
-        # The session picks starts itself; the env's own episode limit is disabled (the session
-        # truncates both sides of --compare at the same step).
+        pick_device(cfg.device)
+    except (ValueError, RuntimeError) as e:
+        raise PlayError(f"--device {cfg.device}: {one_line(e)}") from None
+    try:
+        # The session picks starts itself and truncates both sides of --compare at the same step,
+        # so the env's own episode limit is out of the way.
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.steps,
-                                 sampler=cfg.sampler, max_episode_steps=None)
+                                 sampler=cfg.sampler, max_episode_steps=UNLIMITED)
     except mod.CheckpointError as e:
-        msg = one_line(e)
+        msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None

@@ -6,6 +6,7 @@ so their `fps` is the player's full pipeline: env step, frame conversion, scalin
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -126,6 +127,7 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "step_ms_median": round(float(np.median(log.step_ms)), 2) if log.step_ms else None,
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
+        "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
         "actions": {A.name(b): int(c) for b, c in zip(*np.unique(np.array(log.actions, np.int64), return_counts=True))}
         if log.actions else {},
         "saved_episodes": [str(p) for p in session.saved_episodes()],

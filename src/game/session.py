@@ -120,7 +120,8 @@ class Session:
             obs, _, _, _, info = env.step(0)
             frames.append(obs)
         full = np.stack(frames)
-        meta = {"source": "nes", "level": level, "replay_actions": [0] * (CONTEXT - 1)}
+        meta = {"source": "nes", "level": level, "replay_actions": [0] * (CONTEXT - 1),
+                "camera_x": int(info.get("camera_x", 0))}
         return Spawn(full, downsample(full), np.zeros(CONTEXT, np.uint8), meta=meta), obs, info
 
     # --- play ------------------------------------------------------------------------------------
