@@ -146,37 +146,36 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
         for p in procs:
             p.start()
 
-        def _forward_term(signum, frame):  # `kill PID` reaches only this process: stop the workers too
-            for p in procs:
-                if p.is_alive():
-                    os.kill(p.pid, signal.SIGTERM)
-            raise KeyboardInterrupt
-        old_term = signal.signal(signal.SIGTERM, _forward_term)
+        signals = []
+
+        def _on_signal(signum, frame):
+            # The workers save their episode in progress and report; we keep waiting for them, however
+            # long a busy machine takes. `kill PID` reaches only this process: pass SIGTERM on (Ctrl-C
+            # reaches the whole process group already). A second signal stops waiting.
+            signals.append(signum)
+            if signum == signal.SIGTERM:
+                for p in procs:
+                    if p.is_alive():
+                        os.kill(p.pid, signal.SIGTERM)
+            if len(signals) > 1:
+                raise KeyboardInterrupt
+        old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         results = []
         try:
             while len(results) < workers:
+                _drain(progress, bar)
                 try:
-                    bar.update(progress.get(timeout=0.2))
+                    results.append(result_q.get(timeout=0.2))
                 except queue.Empty:
-                    pass
-                while True:
-                    try:
-                        results.append(result_q.get_nowait())
-                    except queue.Empty:
-                        break
-                if not any(p.is_alive() for p in procs) and result_q.empty() and len(results) < workers:
-                    time.sleep(0.5)
-                    if result_q.empty():
-                        results.append(WorkerResult(errors=["a worker died without reporting"]))
+                    if not any(p.is_alive() for p in procs):
+                        try:
+                            results.append(result_q.get(timeout=2))      # reported just before exiting
+                        except queue.Empty:
+                            results.append(WorkerResult(errors=["a worker died without reporting"]))
         except KeyboardInterrupt:
-            # workers got the same SIGINT: they save their episode in progress and report
-            deadline = time.time() + 30
-            while len(results) < workers and time.time() < deadline:
-                try:
-                    results.append(result_q.get(timeout=0.5))
-                except (queue.Empty, KeyboardInterrupt):
-                    pass
-        signal.signal(signal.SIGTERM, old_term)
+            pass
+        for sig, old in old_handlers.items():
+            signal.signal(sig, old)
         for p in procs:
             p.join(timeout=5)
     bar.close()
@@ -186,6 +185,15 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     if bad:
         print("errors: " + "; ".join(bad), file=sys.stderr)
     return report
+
+
+def _drain(progress, bar) -> None:
+    """Read pending progress counts (a worker cannot exit while its queue's pipe is full)."""
+    try:
+        while True:
+            bar.update(progress.get_nowait())
+    except queue.Empty:
+        pass
 
 
 class _BarFeed:
@@ -199,7 +207,7 @@ class _BarFeed:
 @hydra.main(config_path="../config", config_name="collect", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     report = collect(cfg)
-    if report.get("errors") and report["episodes_written"] == 0 and report["errors"] != ["stopped by the user"]:
+    if report.get("errors") and report["episodes_written"] == 0 and set(report["errors"]) != {"stopped by the user"}:
         sys.exit(1)
 
 

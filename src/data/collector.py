@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,25 @@ def episode_filename(source: str, job: EpisodeJob) -> str:
     return f"{safe}_{level}_s{job.seed}_e{job.index:06d}.hdf5"
 
 
-class _Stop(Exception):
-    pass
+class _StopRequest:
+    """Ctrl-C / SIGTERM only set a flag that the step loop reads: an exception raised by a signal can
+    land anywhere (inside h5py, or in a garbage-collector callback that swallows it). A second signal
+    interrupts at once (the episode in progress is then dropped, never left looking whole)."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        if cls.requested:
+            raise KeyboardInterrupt
+        cls.requested = True
 
 
-def _raise_stop(signum, frame):  # SIGTERM behaves like Ctrl-C: finish the file, then stop
-    raise KeyboardInterrupt
+def _install_stop_handlers() -> dict:
+    _StopRequest.requested = False
+    if threading.current_thread() is not threading.main_thread():
+        return {}                                  # signals reach only the main thread
+    return {s: signal.signal(s, _StopRequest.handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 def run_episode(env, agent, writer: EpisodeWriter, job: EpisodeJob, max_steps: int,
@@ -71,6 +85,9 @@ def run_episode(env, agent, writer: EpisodeWriter, job: EpisodeJob, max_steps: i
             pending = 0
         if terminated or truncated:
             break
+        if _StopRequest.requested:
+            stopped = "stopped by the user"
+            break
     if on_step and pending:
         on_step(pending)
     return {"max_x": max_x, "flag": flag, "steps": len(writer), "stopped": stopped}
@@ -85,10 +102,10 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
     res = WorkerResult()
     envs: dict[str, Any] = {}
     agent = make_agent()
-    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    old_handlers = _install_stop_handlers()
     try:
         for job in jobs:
-            if step_budget is not None and res.steps >= step_budget:
+            if step_budget is not None and res.steps >= step_budget or _StopRequest.requested:
                 break
             path = out_dir / episode_filename(source, job)
             if path.exists():
@@ -107,12 +124,6 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
             writer = EpisodeWriter(path, meta, compression=compression)
             try:
                 out = run_episode(env, agent, writer, job, max_steps, on_step)
-            except KeyboardInterrupt:
-                if writer.close(mark_truncated=True):   # keep what was played, flagged as stopped
-                    res.truncated_by_stop += 1
-                    res.episodes += 1
-                    res.steps += len(writer)
-                raise
             except BaseException:
                 writer.abort()
                 raise
@@ -128,15 +139,19 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
             if writer.close(mark_truncated=bool(out["stopped"])) is not None:  # None: stopped before a step
                 res.episodes += 1
                 res.steps += out["steps"]
-                res.max_x.append(out["max_x"])
-                res.flags += int(out["flag"])
-            if out["stopped"]:  # the agent cannot go on (e.g. its server is down): report once, stop
-                res.errors.append(f"agent stopped: {out['stopped']}")
+                if _StopRequest.requested:   # the user's stop: kept, flagged, not a finished episode
+                    res.truncated_by_stop += 1
+                else:
+                    res.max_x.append(out["max_x"])
+                    res.flags += int(out["flag"])
+            if out["stopped"]:  # the user stopped us, or the agent cannot go on (its server is down)
+                res.errors.append(out["stopped"] if _StopRequest.requested else f"agent stopped: {out['stopped']}")
                 break
     except KeyboardInterrupt:
         res.errors.append("stopped by the user")
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, old in old_handlers.items():
+            signal.signal(sig, old)
         res.actions.update(agent.counts)
         res.agent_summary = agent.summary()
         agent.close()
