@@ -33,8 +33,8 @@ class GeneratorError(RuntimeError):
 
 @dataclass
 class GeneratorConfig:
-    n_embd: int = 128
-    n_layer: int = 4
+    n_embd: int = 64
+    n_layer: int = 2
     n_head: int = 4
     context_columns: int = WINDOW  # the model sees N_PREFIX + 14 * context_columns positions
     dropout: float = 0.1

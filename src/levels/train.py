@@ -22,13 +22,13 @@ from levels.prompts import prompt_of
 class TrainConfig:
     out_dir: str = "checkpoints/level_gen"
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 30
-    max_steps: int = 400
-    max_minutes: float = 25.0  # stop (and save) after this much wall time, whichever comes first
-    eval_every: int = 50
-    save_every: int = 25
+    max_steps: int = 1500
+    max_minutes: float = 62.0  # stop (and save) after this much wall time, whichever comes first
+    eval_every: int = 100
+    save_every: int = 50
     val_fraction: float = 0.05  # the last columns of the corpus are held out
     eval_batches: int = 4
     seed: int = 0
