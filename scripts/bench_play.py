@@ -41,6 +41,9 @@ def bench(mode: str, extra: list[str], runs: int, frames: int) -> dict:
             "fps_median": float(np.median([row["fps"] for row in rows])),
             "fps_runs": [round(row["fps"], 2) for row in rows],
             "step_ms_median": float(np.median([row["step_ms_median"] for row in rows])),
+            "input_polls_per_s": float(np.median([row["input_polls_per_s"] for row in rows])),
+            "cpu_ms_per_step": float(np.median([row["cpu_ms_per_step"] for row in rows])),
+            "load_average": [row["load_average"][0] for row in rows],
             "timings_ms_median": timings, "denoising_steps": rows[0]["denoising_steps"],
             "settings": {k: v for k, v in rows[0]["settings"].items() if k not in ("out", "seed")}}
 
@@ -49,12 +52,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="checkpoint dir/file (default: the shipped checkpoints/)")
     p.add_argument("--spawn", help="spawn folder or index (default: the player's default)")
+    p.add_argument("--threads", help="torch threads (default: the player's, cores - 1)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
     p.add_argument("--json", default=str(ROOT / "runs" / "bench_play.json"))
     a = p.parse_args()
-    extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else [])
+    extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
+        + (["--threads", a.threads] if a.threads else [])
     results = []
     try:
         for mode in a.modes.split(","):
@@ -64,11 +69,13 @@ def main() -> int:
         return 2
     print(f"\nplayer pipeline, headless, {a.frames} steps x {a.runs} runs, torch threads {torch_threads()}, "
           f"checkpoint {a.checkpoint or 'checkpoints/ (shipped)'}")
-    print(f"{'mode':8} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'denoise':>8}  env timings ms (median)")
+    print(f"{'mode':8} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'CPU ms/step':>11} {'polls/s':>8} "
+          f"{'denoise':>8} {'load 1m':>14}  env timings ms (median)")
     for r in results:
         t = ", ".join(f"{k} {v:.1f}" for k, v in r["timings_ms_median"].items())
         print(f"{r['mode']:8} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
-              f"{str(r['denoising_steps']):>8}  {t}")
+              f"{r['cpu_ms_per_step']:11.1f} {r['input_polls_per_s']:8.1f} {str(r['denoising_steps']):>8} "
+              f"{str(r['load_average']):>14}  {t}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps({"checkpoint": a.checkpoint or "checkpoints/", "results": results}, indent=1))
     print(f"wrote {a.json}")

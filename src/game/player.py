@@ -54,8 +54,10 @@ class RunLog:
     resets: int = 0
     started: float = 0.0
     finished: float = 0.0
+    cpu_s: float = 0.0          # process CPU time of the loop (all threads): load-independent cost
 
     reset_s: float = 0.0        # time spent in resets (model/emulator start, replays): not play
+    ticks: int = 0              # loop iterations: input polls (the window stays live while generating)
 
     def add(self, shown: Shown, worker_ms: float) -> None:
         if shown.action is None:
@@ -157,9 +159,10 @@ class Player:
         clock = self.pg.time.Clock()
         next_due = time.perf_counter()
         last_draw = 0.0
-        log.started = time.perf_counter()
+        log.started, cpu0 = time.perf_counter(), time.process_time()
         try:
             while self.running:
+                log.ticks += 1
                 dirty = self._handle_events()
                 dirty = self._collect(log) is not None or dirty
                 now = time.perf_counter()
@@ -188,7 +191,7 @@ class Player:
                 elif self.job is not None:
                     wait([self.job], timeout=1.0 / WINDOW_HZ)
         finally:
-            log.finished = time.perf_counter()
+            log.finished, log.cpu_s = time.perf_counter(), time.process_time() - cpu0
             if self.job is not None:     # torch cannot be interrupted: let the step finish first
                 try:
                     self.job.result()
