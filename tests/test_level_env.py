@@ -171,3 +171,15 @@ def test_spawn_from_level(tmp_path):
     spawn = load_spawn(spawn_from_level(text, tmp_path / "spawn"))
     assert spawn.full_res.shape == (4, 240, 256, 3) and spawn.meta["level_text"] == LevelEnv(level_text=text).level_text
     assert (tmp_path / "spawn" / "level.txt").read_text().strip() == text.strip()
+
+
+def test_varied_prompts_are_valid_and_level_files_resolve(tmp_path):
+    from envs.level_sources import level_files, varied_prompts
+    from levels.prompts import parse_prompt
+    prompts = varied_prompts(30, seed=0)
+    assert len(set(prompts)) > 10 and all(str(parse_prompt(p)) == p for p in prompts)
+    (tmp_path / "a.txt").write_text(level())
+    (tmp_path / "b.txt").write_text(level())
+    assert [p.endswith(("a.txt", "b.txt")) for p in level_files(tmp_path)] == [True, True]
+    with pytest.raises(ValueError, match="does not exist"):
+        level_files(tmp_path / "missing.txt")
