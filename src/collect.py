@@ -81,7 +81,8 @@ def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, re
                              cfg["max_steps"], attrs={"agent_config": json.dumps(_public(cfg["agent"])), "env": cfg["env"]["name"]},
                              step_budget=budget, compression=cfg["compression"], on_step=progress.put if progress else None)
     except Exception as e:  # noqa: BLE001 - reported by the parent as one line
-        res = WorkerResult(errors=[f"worker {w}: {type(e).__name__}: {e}"])
+        msg = " ".join(str(e).split())           # Hydra wraps errors over several lines: keep one
+        res = WorkerResult(errors=[f"worker {w}: {type(e).__name__}: {msg}"])
     if results is None:
         return res
     results.put(res)
