@@ -55,17 +55,21 @@ def physics_frames_per_s(frames: int, seed: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
-def expert_run(env: LevelEnv, seed: int, max_steps: int) -> dict:
+def expert_run(env: LevelEnv, seed: int, max_steps: int, stall: int) -> dict:
     from agents.expert import ExpertAgent
     agent = ExpertAgent(seed=seed)
     agent.bind(env)
     obs, info = env.reset(seed=seed)
     agent.reset(seed)
     t0 = time.perf_counter()
-    steps = 0
+    steps, best_x, best_at = 0, info["x_pos"], 0
     for steps in range(1, max_steps + 1):
         obs, _, term, trunc, info = env.step(agent.act(obs, info))
         if term or trunc:
+            break
+        if info["x_pos"] > best_x:
+            best_x, best_at = info["x_pos"], steps
+        elif steps - best_at >= stall:       # no progress for `stall` steps: stuck (counted as failed)
             break
     return {"level": info["level"], "flag": bool(info["flag_get"]), "death": info["death"], "x": info["x_pos"],
             "width_px": env.state.width * 16, "steps": steps, "seconds": round(time.perf_counter() - t0, 1),
@@ -87,6 +91,8 @@ def main() -> None:
     p.add_argument("--generated", type=int, default=0, help="generated levels for the expert (0: skip)")
     p.add_argument("--width", type=int, default=100, help="columns of corpus windows / generated levels")
     p.add_argument("--max-steps", type=int, default=1500, help="expert step limit per level")
+    p.add_argument("--stall", type=int, default=150, help="give a level up after this many steps without progress")
+    p.add_argument("--level-dir", default=None, help="keep generated levels here (re-runs reuse them)")
     p.add_argument("--no-emulator", action="store_true", help="skip the real emulator's speed")
     p.add_argument("--json", default=None, help="also write the results here")
     a = p.parse_args()
@@ -101,17 +107,19 @@ def main() -> None:
             env_steps_per_s(lambda: gymnasium.make("smbwm/SuperMarioBros-1-1-v0"), a.steps, i) for i in range(a.runs))
     corpus_runs = []
     for i in tqdm(range(a.corpus), desc="expert on corpus levels"):
-        corpus_runs.append(expert_run(LevelEnv(corpus_width=a.width), 1000 + i, a.max_steps))
+        corpus_runs.append(expert_run(LevelEnv(corpus_width=a.width), 1000 + i, a.max_steps, a.stall))
     gen_runs, gen_note = [], ""
     if a.generated:
         from envs.level_sources import generate_levels, varied_prompts
-        level_dir = Path(tempfile.mkdtemp(prefix="bench_levels_"))
+        level_dir = Path(a.level_dir) if a.level_dir else Path(tempfile.mkdtemp(prefix="bench_levels_"))
+        reused = (level_dir / "generated_s0.json").exists()
         try:
             t0 = time.perf_counter()
             ids = generate_levels(varied_prompts(a.generated, 0), level_dir, {"columns": a.width}, seed=0)
-            res["levels_generated_per_min"] = round(60 * len(ids) / (time.perf_counter() - t0), 1)
+            if not reused:
+                res["levels_generated_per_min"] = round(60 * len(ids) / (time.perf_counter() - t0), 1)
             for lid in tqdm(ids, desc="expert on generated levels"):
-                gen_runs.append(expert_run(LevelEnv(level=lid, level_dir=str(level_dir)), 0, a.max_steps))
+                gen_runs.append(expert_run(LevelEnv(level=lid, level_dir=str(level_dir)), 0, a.max_steps, a.stall))
         except ValueError as e:
             gen_note = f"skipped: {e}"
     res["expert_corpus"], res["expert_generated"] = corpus_runs, gen_runs
@@ -121,6 +129,8 @@ def main() -> None:
     if "emulator_steps_per_s" in res:
         print(f"| real emulator steps/s (same loop) | {res['emulator_steps_per_s']:.0f} |")
     print(f"| expert completion, corpus windows of {a.width} columns | {completion(corpus_runs)} |")
+    if "levels_generated_per_min" in res:
+        print(f"| levels generated per minute ({a.width} columns, batches of 8) | {res['levels_generated_per_min']} |")
     if a.generated:
         print(f"| expert completion, generated levels of {a.width} columns | {completion(gen_runs) if gen_runs else gen_note} |")
     for name, runs in (("corpus", corpus_runs), ("generated", gen_runs)):
