@@ -138,24 +138,25 @@ def test_keyboard_presses_latch_into_one_combined_step(tmp_path):
 
 
 # --- errors --------------------------------------------------------------------------------------
-def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path):
+def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path, capsys):
     bad = tmp_path / "bad_spawn"
     bad.mkdir()
     np.save(bad / "full_res.npy", np.zeros((4, 120, 128, 3), np.uint8))
     np.save(bad / "act.npy", np.zeros(4, np.uint8))
+    # The command line as a user runs it (once as a real process), then the same entry point in-process.
     assert_one_line_error(play_cli("--real", "--spawn", bad, "--headless", "--frames", 2, "--out", tmp_path / "o"),
                           "full_res.npy", "src/spawn.py")
-    assert_one_line_error(play_cli("--spawn", tmp_path / "missing", "--headless", "--out", tmp_path / "o"),
-                          "no such folder", "src/spawn.py")
-    assert_one_line_error(play_cli("--checkpoint", tmp_path / "nope", "--headless", "--out", tmp_path / "o"),
-                          "--checkpoint", "src/main.py")
     broken = tmp_path / "ckpt"
     broken.mkdir()
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
-    assert_one_line_error(play_cli("--checkpoint", broken, "--headless", "--out", tmp_path / "o"),
-                          "no world-model checkpoint", "src/main.py")
-    assert_one_line_error(play_cli("--real", "--spawn", 99, "--headless", "--out", tmp_path / "o"),
-                          "--spawn 99", "src/spawn.py")
+    cases = [(["--spawn", tmp_path / "missing"], ("no such folder", "src/spawn.py")),
+             (["--checkpoint", tmp_path / "nope"], ("--checkpoint", "src/main.py")),
+             (["--checkpoint", broken], ("no world-model checkpoint", "src/main.py")),
+             (["--real", "--spawn", 99], ("--spawn 99", "src/spawn.py"))]
+    for argv, needles in cases:
+        capsys.readouterr()
+        code = play(*argv, "--headless", "--out", tmp_path / "o")
+        assert_one_line_error(subprocess.CompletedProcess(argv, code, "", capsys.readouterr().err), *needles)
 
 
 # --- the dream (a tiny world model trained by the test session) ----------------------------------
