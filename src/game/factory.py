@@ -39,7 +39,7 @@ def make_dream(cfg: PlayConfig) -> Any:
     try:
         pick_device(cfg.device)
     except (ValueError, RuntimeError) as e:
-        raise PlayError(f"--device {cfg.device}: {one_line(e)}") from None
+        raise PlayError(f"--device {cfg.device}: {one_line(e).replace('device=cpu', '--device cpu')}") from None
     try:
         # The session picks starts itself and truncates both sides of --compare at the same step,
         # so the env's own episode limit is out of the way.

@@ -92,8 +92,8 @@ class Session:
         if spec is not None and str(spec).isdigit():
             index = int(spec)
             if index >= len(paths):
-                raise PlayError(f"--spawn {spec}: there are only {len(paths)} spawns (indices 0..{len(paths) - 1}); "
-                                "make more with `python src/spawn.py`")
+                have = f"there are only {len(paths)} spawns (indices 0..{len(paths) - 1})" if paths else "there are no spawns"
+                raise PlayError(f"--spawn {spec}: {have}; make some with `python src/spawn.py` or pass a spawn folder")
         if paths:
             return [Start(spawn=p) for p in paths], index
         first = ALL_LEVELS.index("%d-%d" % parse_level(self.cfg.level))
