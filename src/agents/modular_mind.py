@@ -70,7 +70,7 @@ def owners(spec: dict[str, Any]) -> list[int]:
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return 0.5 * (1.0 + np.tanh(0.5 * x))          # no overflow warning for large |x|
 
 
 def forward(params: dict[str, np.ndarray], spec: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
@@ -218,11 +218,13 @@ class ModularMindAgent(Agent):
 
     def _act(self, observation, info: dict[str, Any]) -> int:
         x = self.observe(info)
-        out = forward(self.params, self.spec, x[None])
-        logits = out["logits"][0].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
         randomised = self.random_hold.left > 0 or (self.explore > 0 and self.rng.random() < self.explore)
+        probs, out = None, None
+        if not randomised or self.record:              # a random choice needs no forward pass
+            out = forward(self.params, self.spec, x[None])
+            logits = out["logits"][0].astype(np.float64)
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
         if randomised:
             i = self.random_hold.next(self.rng, lambda: int(self.rng.integers(len(self.actions))))
         else:
