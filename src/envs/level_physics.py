@@ -27,6 +27,7 @@ MAX_FALL = 4.0
 STOMP_VY = -4.0
 GOOMBA_SPEED = 0.5
 FRAMES_PER_TICK = 24          # the game clock counts down one unit every 24 frames
+SAFE_START_COLS = 6
 CAMERA_LEAD = 112             # the camera follows once Mario passes this screen x
 SCREEN_W = 256
 START_TIME = 400
@@ -112,8 +113,9 @@ def new_state(rows: list[str]) -> LevelState:
     """The start of a level: Mario on the ground near the left edge, goombas where 'E' stands."""
     width = len(rows[0])
     tiles = bytearray("".join(rows).replace("E", "-").replace("x", "-").encode())
+    # no goomba in the first 6 columns: the game never starts Mario next to one (generated levels may)
     enemies = [[float(c * TILE), float(r * TILE), -GOOMBA_SPEED, 0.0, 0, 0]
-               for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "E"]
+               for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "E" and c >= SAFE_START_COLS]
     pole_col = max(0, width - 3)
     state = LevelState(width, tiles, Mario(0.0, 0.0), enemies, pole_col * TILE + 8.0)
     state.mario = Mario(*_spawn_point(state, 40.0))
