@@ -22,6 +22,7 @@ def register_envs() -> None:
     for lv in ALL_LEVELS:
         reg(f"{NAMESPACE}/SuperMarioBros-{lv}-v0", "envs.smb_env:SuperMarioBrosGym", level=lv)
     reg(f"{NAMESPACE}/Dream-v0", "envs.world_model_env:WorldModelEnv")   # the world model (checkpoints/)
+    reg(f"{NAMESPACE}/MarioGPTLevels-v0", "envs.level_env:LevelEnv")    # MarioGPT levels (level_text=, level_file=)
 
 
 register_envs()
