@@ -183,3 +183,12 @@ def test_varied_prompts_are_valid_and_level_files_resolve(tmp_path):
     assert [p.endswith(("a.txt", "b.txt")) for p in level_files(tmp_path)] == [True, True]
     with pytest.raises(ValueError, match="does not exist"):
         level_files(tmp_path / "missing.txt")
+
+
+def test_registered_with_gymnasium():
+    import gymnasium
+    import envs  # noqa: F401 - registers the smbwm/ ids
+    env = gymnasium.make("smbwm/MarioGPTLevels-v0")
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (240, 256, 3) and "x_pos" in info
+    env.close()
