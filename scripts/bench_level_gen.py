@@ -4,7 +4,7 @@ the expert's completion rate on generated levels.
     nice -n 19 python scripts/bench_level_gen.py                       # speed table
     nice -n 19 python scripts/bench_level_gen.py --complete 50          # + expert completion over 50 levels
 
-Speed: batches of --batch levels of --columns columns, KV-cached sampling, temperature 1.0 / top-k 8.
+Speed: batches of --batch levels of --columns columns, KV-cached sampling, temperature 0.8 / top-k 8.
 """
 from __future__ import annotations
 

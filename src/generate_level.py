@@ -24,7 +24,7 @@ from utils.config_errors import config_error  # noqa: E402
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("prompt", help='e.g. "many pipes, some enemies, little blocks, low elevation"')
-    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0; pretrained 2.0)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0.8; pretrained 2.0)")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tiles (default 8; pretrained 16)")
     p.add_argument("--columns", type=int, default=100, help="level length in columns (16 px each)")
     p.add_argument("--out", default="generated_level", help="output folder for level.txt and level.png")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> Path:
             gen = LevelGenerator.load(a.checkpoint or DEFAULT_CHECKPOINT)
         except GeneratorError as e:
             config_error(str(e))
-        sample = SampleConfig(columns=a.columns, temperature=a.temperature or 1.0,
+        sample = SampleConfig(columns=a.columns, temperature=a.temperature or 0.8,
                               top_k=8 if a.top_k is None else a.top_k)
         level = gen.generate([prompt], sample, seed=a.seed)[0]
     out = Path(a.out)
