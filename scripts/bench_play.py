@@ -52,7 +52,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="checkpoint dir/file (default: the shipped checkpoints/)")
     p.add_argument("--spawn", help="spawn folder or index (default: the player's default)")
-    p.add_argument("--threads", help="torch threads (default: the player's, cores - 1)")
+    p.add_argument("--threads", help="torch threads (default: the player's, all cores)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")

@@ -55,6 +55,16 @@ def spawn_dir(tiny_spawns) -> Path:
     return list_spawns(tiny_spawns)[0]
 
 
+@pytest.fixture
+def tiny(tiny_checkpoint) -> list[str]:
+    """Flags for the tiny model; 1 torch thread (a 16-channel net is all OpenMP overhead with 2: measured
+    837 vs 33 ms of CPU per step on this loaded machine), restored afterwards for other tests."""
+    import torch
+    before = torch.get_num_threads()
+    yield ["--checkpoint", str(tiny_checkpoint), "--threads", "1"]
+    torch.set_num_threads(before)
+
+
 # --- keys ----------------------------------------------------------------------------------------
 def test_keymap_buttons_combine_and_opposites_cancel():
     import pygame
@@ -160,11 +170,11 @@ def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path, capsys):
 
 
 # --- the dream (a tiny world model trained by the test session) ----------------------------------
-def test_dream_headless_frames_and_actions_matter(tiny_checkpoint, spawn_dir, tmp_path):
+def test_dream_headless_frames_and_actions_matter(tiny, spawn_dir, tmp_path):
     outs = {}
     for name, byte in (("right", RUN_JUMP_RIGHT), ("left", LEFT)):
         out = tmp_path / name
-        assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 6,
+        assert play(*tiny, "--spawn", spawn_dir, "--headless", "--frames", 6,
                     "--actions", action_file(tmp_path / f"{name}.txt", [byte]), "--out", out,
                     "--sampler", "fast") == 0
         outs[name] = np.load(out / "frames.npy")
@@ -174,10 +184,10 @@ def test_dream_headless_frames_and_actions_matter(tiny_checkpoint, spawn_dir, tm
     assert not np.array_equal(outs["right"], outs["left"])
 
 
-def test_dream_records_a_valid_episode(tiny_checkpoint, spawn_dir, tmp_path):
+def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     from game.run import action_stream
     rec = tmp_path / "rec"
-    argv = ["--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
+    argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
             "--seed", 3, "--out", tmp_path / "out", "--record", rec]
     assert play(*argv) == 0
     [path] = list_episodes(rec)
@@ -190,10 +200,10 @@ def test_dream_records_a_valid_episode(tiny_checkpoint, spawn_dir, tmp_path):
     assert list(ep.actions) == [next(stream) for _ in range(5)]
 
 
-def test_compare_advances_both_sides_from_the_same_state(tiny_checkpoint, spawn_dir, tmp_path):
+def test_compare_advances_both_sides_from_the_same_state(tiny, spawn_dir, tmp_path):
     out = tmp_path / "cmp"
     acts = [RIGHT] * 8
-    assert play("--checkpoint", tiny_checkpoint, "--spawn", spawn_dir, "--compare", "--headless", "--frames", 8,
+    assert play(*tiny, "--spawn", spawn_dir, "--compare", "--headless", "--frames", 8,
                 "--actions", action_file(tmp_path / "a.txt", acts), "--out", out) == 0
     dream, real = np.load(out / "frames.npy"), np.load(out / "real_frames.npy")
     assert dream.shape == real.shape == (8, 240, 256, 3)

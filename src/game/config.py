@@ -20,7 +20,7 @@ class PlayConfig:
     steps: int | None = None           # denoising steps (None: the checkpoint's default)
     sampler: str = "fast"
     device: str = "auto"
-    threads: int | None = None         # torch threads; None: all cores but one (the window needs one)
+    threads: int | None = None         # torch threads; None: torch's default (all cores)
     record: str | None = None          # directory for human-source episodes
     real: bool = False                 # play the real emulator instead of the dream
     compare: bool = False              # real emulator beside the dream, same buttons
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoising steps per frame (default: the checkpoint's)")
     p.add_argument("--sampler", choices=("fast", "quality"), default=d.sampler, help="sampler preset")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
-    p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: cores - 1, at least 1)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: all cores; 1 on a busy machine)")
     p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")
     p.add_argument("--real", action="store_true", help="play the real NES emulator (see --level)")
     p.add_argument("--compare", action="store_true", help="real emulator beside the dream, same buttons")

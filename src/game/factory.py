@@ -6,7 +6,6 @@ and other tools can inject any Gymnasium env with our interface (240x256x3 frame
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,10 +31,11 @@ def make_dream(cfg: PlayConfig) -> Any:
                         "update it, or play the real game with --real") from None
     import torch
     from utils.device import pick_device
-    # One core stays with the window loop. Also, on a busy machine an OpenMP team of 2 on 2 cores
-    # waits at every barrier for a descheduled thread: measured 5 s per tiny-model step vs 0.1-0.4 s
-    # with 1 thread while other jobs kept the load at ~12.
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
+    # torch's default (all cores) was faster here at load ~4 (2.3-4.5 vs 2.1 steps/s); under heavy
+    # load an OpenMP team of 2 on 2 cores can stall at every barrier (once 5 s per tiny-model step vs
+    # 0.1-0.4 s with 1 thread): --threads 1 is the remedy on a busy machine.
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         pick_device(cfg.device)
     except (ValueError, RuntimeError) as e:
