@@ -52,17 +52,20 @@ class Upsampler(nn.Module):
         nn.init.zeros_(self.conv_out.weight)   # starts as "the prior"
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        """prior_full (B,3,240,256), low (B,3,60,64), both in [-1,1] -> full frame (B,3,240,256)."""
+    def forward(self, prior_full: torch.Tensor, low: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """prior_full (B,3,240,256), low (B,3,60,64), both in [-1,1] -> full frame (B,3,240,256).
+        Training uses clamp=False: a clamped output has no gradient where it saturates, and an
+        upsampler pushed out of range once could then never come back (seen at step ~3200 of a run)."""
         correction_low = low - area_downsample(prior_full, FACTOR)
         x = torch.cat([F.pixel_unshuffle(prior_full, FACTOR), low, correction_low], 1)
         x = self.conv_in(x.contiguous(memory_format=torch.channels_last))
         y = F.pixel_shuffle(self.conv_out(self.body(x)).float(), FACTOR)
-        return (prior_full + y).clamp(-1, 1)
+        out = prior_full + y
+        return out.clamp(-1, 1) if clamp else out
 
     def loss(self, prior_full: torch.Tensor, low: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.cfg.lowres_noise > 0:
             low = low + self.cfg.lowres_noise * torch.rand(low.shape[0], 1, 1, 1, device=low.device) * torch.randn_like(low)
-        pred = self(prior_full, low)
+        pred = self(prior_full, low, clamp=False)
         loss = F.l1_loss(pred, target) + F.mse_loss(pred, target)
         return loss, {"loss_upsampler": loss.item()}
