@@ -101,7 +101,7 @@ def run(cfg: DictConfig) -> dict:
     seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
                         np.random.default_rng(ecfg.seed), "speed")
     if seg:
-        report["speed"] = measure_speed(model, sampler, device, amp, seg[0], ecfg.speed_steps)
+        report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps)
     report["eval_seconds"] = round(time.time() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -17,6 +17,7 @@ from data.lowres import downsample
 from evaluation.metrics import controllability, psnr_per_frame, ssim
 from models.motion import estimate_scrolls
 from models.world_model import WorldModel, to_model, to_uint8
+from utils.device import autocast_dtype
 
 
 @dataclass
@@ -138,8 +139,10 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
     return rep, pics
 
 
-def measure_speed(model, sampler, device, amp, seg: Segment, steps: int) -> dict:
-    """Frames/s of the full pipeline at batch 1 (median over steps, after a warm-up step)."""
+def measure_speed(model, sampler, device, seg: Segment, steps: int) -> dict:
+    """Frames/s of the full pipeline at batch 1 in the play configuration (fp32 on CPU, like the
+    dream env), median over steps after a warm-up step."""
+    amp = None if device.type == "cpu" else autocast_dtype(device)
     roll = Rollout(model, sampler, device, amp)
     roll.run([seg], 1)
     t0 = time.perf_counter()
@@ -147,5 +150,5 @@ def measure_speed(model, sampler, device, amp, seg: Segment, steps: int) -> dict
     wall = time.perf_counter() - t0
     med = {k: float(np.median([t[k] for t in times])) for k in times[0]}
     return {"fps": 1000.0 / med["total"], "fps_wall": steps / wall, "ms_per_stage_median": med,
-            "batch": 1, "denoising_steps": sampler.num_steps, "device": str(device),
+            "batch": 1, "precision": "fp32" if amp is None else str(amp), "denoising_steps": sampler.num_steps, "device": str(device),
             "threads": torch.get_num_threads()}
