@@ -165,7 +165,9 @@ def test_realtime_mode_keeps_playing_while_the_model_thinks(env):
         chosen = []
         while agent.calls < 2 and len(chosen) < 5000:
             chosen.append(agent.act(obs, info))
-            obs, _, _, _, info = env.step(chosen[-1])
+            obs, _, term, trunc, info = env.step(chosen[-1])
+            if term or trunc:             # a loaded machine answers slowly: the game may time out meanwhile
+                obs, info = env.reset(seed=0)
     first = chosen.index(S[1])
     assert first >= 1 and set(chosen[:first]) == {A.NOOP}      # the game ran on with the fallback meanwhile
     assert agent.calls == 2 and all(lag >= 1 for lag in agent.lags)
