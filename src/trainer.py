@@ -97,8 +97,10 @@ class Trainer:
         self.step, self.up_steps = 0, 0
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.full_config = full_config
-        if logger_cfg.get("resume"):
+        if logger_cfg.get("resume") and self.latest() is not None:
             self._resume()
+        elif logger_cfg.get("init_from"):
+            self._init_from(logger_cfg["init_from"])
         self._data_state = self.segments.state()
         b = data.batch_size
         self.prefetch = Prefetcher(lambda: (self.segments.sample(b), self.segments.state()), data.prefetch)
@@ -207,6 +209,18 @@ class Trainer:
         for p in old:
             shutil.rmtree(p, ignore_errors=True)
         return folder
+
+    def _init_from(self, path: str) -> None:
+        """Start from a shipped checkpoint's (EMA) weights and its step count, with a fresh optimizer:
+        how a new machine continues training from what git holds (run dirs do not travel)."""
+        from envs.world_model_env import resolve_checkpoint
+        model, meta = WorldModel.load(resolve_checkpoint(path), self.device)
+        self.model.load_state_dict(model.state_dict())
+        self.ema.load_state_dict(model.state_dict())
+        self.step = int(meta.get("step", 0))
+        self.up_steps = int(meta.get("upsampler_steps", 0))
+        if self.rank == 0:
+            print(f"initialised from {path} (step {self.step}; optimizer state starts fresh)")
 
     def _resume(self) -> None:
         folder = self.latest()

@@ -141,3 +141,13 @@ def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_sp
                  "episodes=1", "max_steps=6", f"out_dir={tmp_path}"])
     ep = read_episode(list_episodes(tmp_path)[0])
     assert ep.attrs["source"] == "dream/random" and ep.frames.shape == (7, 240, 256, 3) and ep.truncated[-1]
+
+
+def test_init_from_a_shipped_checkpoint_continues_its_step_count(tiny_checkpoint, real_episodes, tmp_path):
+    import json as _json
+    step = _json.loads((tiny_checkpoint / "model.json").read_text())["step"]
+    run(compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
+                            f"init_from={tiny_checkpoint}", f"training.steps={step + 2}",
+                            f"training.checkpoint_every={step + 2}"]), tmp_path)
+    out = tmp_path / "checkpoints" / f"step_{step + 2:07d}"
+    assert _json.loads((out / "model.json").read_text())["step"] == step + 2
