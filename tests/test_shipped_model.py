@@ -1,0 +1,62 @@
+"""The shipped default world model (checkpoints/) and spawns (spawn/) play and respond to actions."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import actions as A
+from envs.world_model_env import WorldModelEnv
+from models.motion import estimate_scrolls
+
+CKPT, SPAWNS = ROOT / "checkpoints", ROOT / "spawn"
+RUN_RIGHT = A.to_byte(["right", "B"])
+
+
+def _play(env, spawn: int, action: int, steps: int = 30) -> np.ndarray:
+    obs, _ = env.reset(seed=0, options={"spawn": spawn})
+    frames = [obs]
+    for _ in range(steps):
+        obs, _, term, trunc, _ = env.step(action)
+        assert not term
+        frames.append(obs)
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def env():
+    return WorldModelEnv()              # defaults: the shipped checkpoint and spawns
+
+
+def test_shipped_checkpoint_is_small_fp16_safetensors():
+    for f in ("denoiser.safetensors", "upsampler.safetensors", "model.json", "report.json", "README.md"):
+        assert (CKPT / f).exists(), f
+    size = sum(f.stat().st_size for f in CKPT.glob("*.safetensors"))
+    assert size < 30e6
+    assert len(list(SPAWNS.iterdir())) >= 4
+
+
+def test_dream_runs_30_steps_and_right_scrolls_the_scene_differently_from_left(env):
+    right = _play(env, 0, RUN_RIGHT)
+    left = _play(env, 0, A.to_byte(["left"]))
+    for f in (right, left):
+        assert f.shape == (31, 240, 256, 3) and f.dtype == np.uint8
+        assert 40 < f.mean() < 220 and f.std() > 10        # a picture, not a flat or saturated field
+    sr, sl = estimate_scrolls(right).sum(), estimate_scrolls(left).sum()
+    assert sr > 0 and sr > sl + 16                          # running right moves the camera right
+    assert not np.array_equal(right[-1], left[-1])
+
+
+def test_model_card_numbers_come_from_the_committed_report():
+    report = json.loads((CKPT / "report.json").read_text())
+    card = (CKPT / "README.md").read_text()
+    s = next(iter(report["sets"].values()))
+    for v in (s["next_frame"]["psnr_240x256"], s["next_frame"]["psnr_240x256_copy_last"],
+              s["rollout"]["psnr_240x256"]["15"], report["speed"]["fps"]):
+        assert f"{v:.2f}" in card
+    meta = json.loads((CKPT / "model.json").read_text())
+    assert report["training_step"] == meta["step"]
+    assert re.search(rf"{meta['step']} denoiser steps", card)
