@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from agents.modular_mind import default_spec, init_params, n_params, save_npz
+from agents.modular_mind import default_spec, init_params, load_npz, n_params, save_npz
 from policy.model import ModularMind
 from policy.reinforce import EliteBuffer, LossConfig, behaviour_clone, degenerate, imitation_step, reinforce_step, \
     trimmed
@@ -86,10 +86,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.pt"
     spec = default_spec(**OmegaConf.to_container(cfg.policy.net))
-    model = ModularMind(spec, init_params(spec, seed=int(cfg.seed)))
+    init = init_params(spec, seed=int(cfg.seed))
+    if cfg.get("init_from"):
+        # continue from trained weights (e.g. the shipped ones): no warm start, same net required
+        try:
+            init, init_spec, _ = load_npz(str(cfg.init_from))
+        except (FileNotFoundError, ValueError) as e:
+            config_error(str(e))
+        if init_spec != spec:
+            config_error(f"init_from={cfg.init_from} has another net config than policy/net")
+    model = ModularMind(spec, init)
     opt = torch.optim.Adam(model.parameters(), lr=sched.lr)
     st: dict[str, Any] = {"iteration": 0, "best": -1.0, "elapsed": 0.0, "warm": False, "wandb_id": None, "history": [],
                           "elite": {}}
+    if cfg.get("init_from"):
+        st["warm"], st["init_from"] = True, str(cfg.init_from)
     if cfg.resume and state_path.exists():
         saved = torch.load(state_path, weights_only=False)
         if saved["spec"] != spec:
@@ -147,7 +158,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if saved:
                 st["best"] = score
                 save_npz(output, params, spec, iteration=st["iteration"] - 1, mean_max_x=score, flag_rate=flags,
-                         levels=levels, minutes=round((spent0 + time.time() - t0) / 60, 1), warm_start=st["warm"])
+                         levels=levels, minutes=round((spent0 + time.time() - t0) / 60, 1), warm_start=st["warm"],
+                         init_from=st.get("init_from"))
+                # every selected policy is kept too: a noisy batch score can be re-checked on more episodes
+                save_npz(run_dir / "selected" / f"it{st['iteration'] - 1:04d}.npz", params, spec,
+                         iteration=st["iteration"] - 1, mean_max_x=score, flag_rate=flags, levels=levels)
             per_level = {lv: float(np.mean([t.max_x for t in trajs if t.level == lv])) for lv in dict.fromkeys(levels)}
             st["history"].append({"it": st["iteration"], "mean_max_x": score, "flag_rate": flags, "saved": saved,
                                   "rejected": why, **per_level})

@@ -152,6 +152,35 @@ def test_shipped_weights_load_and_act_legally(env_1_1):
     assert max_x > 300                                        # a trained runner, not a stand-still policy
 
 
+def test_a_held_on_the_ground_is_released_so_mario_jumps_again(env_1_1):
+    """A policy that always asks for right+B+A: SMB jumps only on a press, so without the release
+    rule Mario jumps once and then runs with A held; with it he keeps jumping."""
+    spec = default_spec()
+    params = init_params(spec)
+    params["coord.b_c"][spec["actions"].index(A.to_byte(["right", "B", "A"]))] = 50.0
+
+    def takeoffs(press_a: bool) -> tuple[int, set[int]]:
+        agent = ModularMindAgent(params=params, spec=spec, explore=0.0, press_a=press_a, seed=0)
+        obs, info = env_1_1.reset(seed=0)
+        agent.reset(seed=0)
+        n, was_grounded, sent = 0, True, set()
+        for _ in range(150):
+            byte = agent.act(obs, info)
+            sent.add(byte)
+            obs, _, term, trunc, info = env_1_1.step(byte)
+            state = int(info["ram"][0x001D])                  # float state: 0 on the ground, 1 jumping
+            n += was_grounded and state == 1 and not term        # (a death also reads as 1)
+            was_grounded = state == 0
+            if term or trunc:
+                break
+        return n, sent
+
+    held, sent_held = takeoffs(press_a=False)
+    pressed, sent_pressed = takeoffs(press_a=True)
+    assert held == 1 and sent_held == {A.to_byte(["right", "B", "A"])}
+    assert pressed >= 3 and sent_pressed == {A.to_byte(["right", "B", "A"]), A.to_byte(["right", "B"])}
+
+
 def test_explore_one_is_uniform_over_legal_actions(env_1_1):
     _, info = env_1_1.reset(seed=0)
     spec = default_spec()

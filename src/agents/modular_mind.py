@@ -160,7 +160,8 @@ class ModularMindAgent(Agent):
 
     def __init__(self, weights: str = DEFAULT_WEIGHTS, tier: str | None = "normal", explore: float | None = None,
                  greedy: bool = False, explore_hold: int | Sequence[int] = 1, action_set: Any = None,
-                 record: bool = False, params: dict | None = None, spec: dict | None = None, seed: int | None = None):
+                 record: bool = False, press_a: bool = True, params: dict | None = None, spec: dict | None = None,
+                 seed: int | None = None):
         if params is None:
             params, spec, _ = load_npz(weights)
         if explore is None:
@@ -174,6 +175,7 @@ class ModularMindAgent(Agent):
         super().__init__(list(spec["actions"]), seed)
         self.params, self.spec = params, spec
         self.tier, self.explore, self.greedy, self.record = tier, float(explore), bool(greedy), bool(record)
+        self.press_a = bool(press_a)
         self.random_hold = HeldActions(explore_hold)
         self.weights_sha = hashlib.sha1(b"".join(np.ascontiguousarray(params[k]).tobytes()
                                                  for k in sorted(params))).hexdigest()[:12]
@@ -185,6 +187,7 @@ class ModularMindAgent(Agent):
         self.trace: list[dict[str, Any]] = []
         self.last_input: np.ndarray | None = None
         self.last_index = 0
+        self.grounded = False
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
@@ -206,6 +209,7 @@ class ModularMindAgent(Agent):
     def observe(self, info: dict[str, Any]) -> np.ndarray:
         """The full input vector: game-state features, then memory (last action, stalled time)."""
         state = self.state_of(info)
+        self.grounded = state.float_state == 0
         feats = features_from_state(state)
         if state.x > self.best_x:
             self.best_x, self.stall = state.x, 0
@@ -229,11 +233,25 @@ class ModularMindAgent(Agent):
             i = self.random_hold.next(self.rng, lambda: int(self.rng.integers(len(self.actions))))
         else:
             i = int(np.argmax(probs)) if self.greedy else int(self.rng.choice(len(probs), p=probs))
-        self.prev_index, self.last_input, self.last_index = i, x, i
+        sent = self._pressed(i) if not randomised else i
+        # last_index is the policy's own choice (what REINFORCE credits); the memory holds what was sent
+        self.prev_index, self.last_input, self.last_index = sent, x, i
         if self.record:
             self.trace.append({"hidden": [h[0].copy() for h in out["hidden"]], "latent": out["latent"][0].copy(),
                                "gates": out["gates"][0].copy(), "probs": probs, "action": i, "random": randomised})
-        return self.actions[i]
+        return self.actions[sent]
+
+    def _pressed(self, i: int) -> int:
+        """SMB jumps only on an A *press*: when the policy asks for A while Mario stands on the ground
+        with A already held, A is let go for this step so its next request is a fresh press. A held A
+        on the ground does nothing anyway, so this only turns "keep jumping" into a jump."""
+        a_bit = A.BUTTON_BITS["A"]
+        byte, prev = self.actions[i], self.actions[self.prev_index]
+        if not (self.press_a and self.grounded and byte & a_bit and prev & a_bit):
+            return i
+        released = byte & ~a_bit
+        return self.actions.index(released) if released in self.actions else i
+
 
     def episode_attrs(self) -> dict[str, Any]:
         return {"policy_tier": str(self.tier), "policy_explore": self.explore, "policy_weights": self.weights_sha}
