@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", nargs="+", default=["1-1", "3-1", "5-1"])
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--max-steps", type=int, default=1000)
+    ap.add_argument("--first-seed", type=int, default=1000, help="episode i uses seed first_seed + i (the policy's "
+                    "sampling; the emulator itself is deterministic): pick checkpoints on other seeds than you report")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--nice", type=int, default=19)
     ap.add_argument("--weights", default="checkpoints/policy/modular_mind.npz")
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    jobs = [(n, lv, 1000 + i, a.max_steps, a.weights) for lv in a.levels for n in a.agents for i in range(a.episodes)]
+    jobs = [(n, lv, a.first_seed + i, a.max_steps, a.weights) for lv in a.levels for n in a.agents for i in range(a.episodes)]
     t0 = time.time()
     with mp.get_context("fork").Pool(a.workers, initializer=_init, initargs=(a.nice,)) as pool:
         results = list(tqdm(pool.imap_unordered(_episode, jobs), total=len(jobs), desc="bench_policy", unit="ep"))

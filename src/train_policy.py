@@ -47,6 +47,7 @@ class Schedule:
     sil_per_level: int = 2          # self-imitation: best episodes kept per level (0: pure REINFORCE)
     sil_steps: int = 2              # imitation minibatch steps after each REINFORCE step
     sil_coef: float = 1.0
+    snapshot_every: int = 0         # also keep the playing policy every n batches in <run_dir>/snapshots (0: never)
 
 
 def _jobs(levels: list[str], per_level: int, it: int, seed: int, workers: int) -> list[list[tuple[str, int]]]:
@@ -115,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      config=OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
     st["wandb_id"] = run.id
     elite = EliteBuffer(sched.sil_per_level, sched.trim)
+    level_weight = {lv: levels.count(lv) for lv in levels}     # 1-1 listed thrice: thrice the imitation weight
     elite.best = st["elite"]
     gen = torch.Generator().manual_seed(int(cfg.seed) + st["iteration"])
     budget, t0, spent0 = sched.time_budget_min * 60, time.time(), st["elapsed"]
@@ -152,7 +154,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if sched.sil_per_level > 0:
                 elite.add(trajs)
                 for _ in range(sched.sil_steps):
-                    stats["imitation_ce"] = imitation_step(model, opt, elite.trajectories(), sched.sil_coef, gen=gen)
+                    stats["imitation_ce"] = imitation_step(model, opt, elite.trajectories(level_weight), sched.sil_coef,
+                                                           gen=gen)
             st["iteration"] += 1
             saved = why is None and score > st["best"]
             if saved:
@@ -162,6 +165,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                          init_from=st.get("init_from"))
                 # every selected policy is kept too: a noisy batch score can be re-checked on more episodes
                 save_npz(run_dir / "selected" / f"it{st['iteration'] - 1:04d}.npz", params, spec,
+                         iteration=st["iteration"] - 1, mean_max_x=score, flag_rate=flags, levels=levels)
+            if sched.snapshot_every and st["iteration"] % sched.snapshot_every == 0:
+                # a single batch's score is noisy: snapshots let a later check use more episodes
+                save_npz(run_dir / "snapshots" / f"it{st['iteration'] - 1:04d}.npz", params, spec,
                          iteration=st["iteration"] - 1, mean_max_x=score, flag_rate=flags, levels=levels)
             per_level = {lv: float(np.mean([t.max_x for t in trajs if t.level == lv])) for lv in dict.fromkeys(levels)}
             st["history"].append({"it": st["iteration"], "mean_max_x": score, "flag_rate": flags, "saved": saved,

@@ -107,12 +107,16 @@ class EliteBuffer:
     def add(self, trajs: Sequence[Trajectory]) -> None:
         for t in trajs:
             keep = self.best.setdefault(t.level, [])
-            keep.append(trimmed(t, self.trim))
+            # newest first among equals (a stable sort keeps that order): once several runs reach the
+            # flag, the kept ones are the current policy's, so imitation keeps refreshing
+            keep.insert(0, trimmed(t, self.trim))
             keep.sort(key=lambda e: (e.flag, e.max_x), reverse=True)
             del keep[self.per_level:]
 
-    def trajectories(self) -> list[Trajectory]:
-        return [t for ts in self.best.values() for t in ts if len(t.actions)]
+    def trajectories(self, weights: dict[str, int] | None = None) -> list[Trajectory]:
+        """The kept episodes; a level with weight k appears k times (as it is played k times per batch)."""
+        w = weights or {}
+        return [t for lv, ts in self.best.items() for t in ts * max(int(w.get(lv, 1)), 1) if len(t.actions)]
 
     def state(self) -> dict[str, list[Trajectory]]:
         return self.best
