@@ -95,6 +95,7 @@ class Trainer:
         self.segments = SegmentSampler(episodes, denoiser.context, data.weighting, cfg.seed + 1000 * self.rank)
         self.pool = FramePairPool(episodes, data.pool_size, cfg.seed + 1000 * self.rank)
         self.step, self.up_steps = 0, 0
+        self.lr_origin = 0          # the step the learning-rate warm-up counts from (init_from: its step)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.full_config = full_config
         if logger_cfg.get("resume") and self.latest() is not None:
@@ -108,7 +109,7 @@ class Trainer:
 
     # --- one iteration ---
     def _lr(self, base: float) -> float:
-        return base * min(1.0, (self.step + 1) / max(1, self.cfg.warmup))
+        return base * min(1.0, (self.step - self.lr_origin + 1) / max(1, self.cfg.warmup))
 
     def _opt_step(self, opt: torch.optim.Optimizer, params, base_lr: float) -> float:
         gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
@@ -199,7 +200,7 @@ class Trainer:
             tensors, rest[key] = optimizer_to_files(opt)
             save_tensors(st / f"{key}.safetensors", tensors)
         save_tensors(st / "rng.safetensors", {"torch": torch.get_rng_state()})
-        save_json(st / "state.json", {"step": self.step, "up_steps": self.up_steps, "optim": rest,
+        save_json(st / "state.json", {"step": self.step, "up_steps": self.up_steps, "lr_origin": self.lr_origin, "optim": rest,
                                       "segments": self._data_state, "pool": self.pool.state()})
         save_json(self.ckpt_dir / "latest.json", {"latest": name})
         tmp = self.ckpt_dir / "latest.tmp"
@@ -219,6 +220,7 @@ class Trainer:
         self.ema.load_state_dict(model.state_dict())
         self.step = int(meta.get("step", 0))
         self.up_steps = int(meta.get("upsampler_steps", 0))
+        self.lr_origin = self.step      # a fresh optimizer warms up again
         if self.rank == 0:
             print(f"initialised from {path} (step {self.step}; optimizer state starts fresh)")
 
@@ -234,7 +236,7 @@ class Trainer:
         for key, opt in (("opt_den", self.opt_den), ("opt_up", self.opt_up)):
             optimizer_from_files(opt, load_tensors(st / f"{key}.safetensors"), s["optim"][key])
         torch.set_rng_state(load_tensors(st / "rng.safetensors")["torch"])
-        self.step, self.up_steps = s["step"], s["up_steps"]
+        self.step, self.up_steps, self.lr_origin = s["step"], s["up_steps"], s.get("lr_origin", 0)
         self.segments.load_state(s["segments"])
         self.pool.load_state(s["pool"])
         if self.rank == 0:

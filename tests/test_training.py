@@ -147,7 +147,11 @@ def test_init_from_a_shipped_checkpoint_continues_its_step_count(tiny_checkpoint
     import json as _json
     step = _json.loads((tiny_checkpoint / "model.json").read_text())["step"]
     run(compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
-                            f"init_from={tiny_checkpoint}", f"training.steps={step + 2}",
+                            f"init_from={tiny_checkpoint}", f"training.steps={step + 2}", "training.warmup=10",
                             f"training.checkpoint_every={step + 2}"]), tmp_path)
     out = tmp_path / "checkpoints" / f"step_{step + 2:07d}"
     assert _json.loads((out / "model.json").read_text())["step"] == step + 2
+    # the fresh optimizer warms up again from the initial step instead of starting at full rate
+    assert _json.loads((out / "train_state" / "state.json").read_text())["lr_origin"] == step
+    lrs = [_json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "lr" in line]
+    assert lrs and max(lrs) < _json.loads((out / "model.json").read_text())["config"]["training"]["lr"]

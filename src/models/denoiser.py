@@ -36,6 +36,7 @@ class DenoiserConfig:
     noise_previous_obs: float = 0.3                   # max sigma of noise added to the context (drift)
     scroll_channels: int = 32                         # the scroll head's width
     scroll_loss_weight: float = 0.1
+    past_scroll_dropout: float = 0.25                 # hide the past scrolls from the scroll head this often
 
 
 class Denoiser(nn.Module):
@@ -91,17 +92,22 @@ class Denoiser(nn.Module):
         c = self.cfg
         return (torch.randn(n, device=device) * c.scale_train_sigma + c.loc_train_sigma).exp()
 
+    def noise_context(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training-time noise on the context (B,context,3,H,W) and its sigma (B,): the model learns to
+        repair its own drift."""
+        b, sigma_max = obs.shape[0], self.cfg.noise_previous_obs
+        if sigma_max <= 0:
+            return obs, torch.zeros(b, device=obs.device)
+        sigma = torch.rand(b, device=obs.device) * sigma_max
+        return obs + sigma.view(b, 1, 1, 1, 1) * torch.randn_like(obs), sigma
+
     def loss(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor, past_scroll: torch.Tensor,
              target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """obs (B,context,3,H,W), act (B,context,6), scroll (B,) the true next scroll, past_scroll
         (B,context-1), target (B,3,H,W) next frame; all frames in [-1, 1]."""
         b, dev = obs.shape[0], obs.device
         c = self.cfg
-        if c.noise_previous_obs > 0:   # noisy context: the model learns to repair its own drift
-            sigma_cond = torch.rand(b, device=dev) * c.noise_previous_obs
-            obs = obs + sigma_cond.view(b, 1, 1, 1, 1) * torch.randn_like(obs)
-        else:
-            sigma_cond = torch.zeros(b, device=dev)
+        obs, sigma_cond = self.noise_context(obs)
         prior = self.prior(obs, scroll)
         residual = target - prior
         sigma = self.sample_sigma(b, dev)
@@ -111,13 +117,21 @@ class Denoiser(nn.Module):
         weight = (sigma ** 2 + c.sigma_data ** 2) / (sigma * c.sigma_data) ** 2
         diff = ((denoised - residual) ** 2).mean((1, 2, 3))
         loss_denoise = (weight * diff).mean()   # = ||F - F_target||^2: O(1) at every sigma (EDM eq. 8)
-        logits = self.scroll_head(obs, act, past_scroll).float()
-        loss_scroll = F.cross_entropy(logits, scroll.long() + MAX_SHIFT)
+        loss_scroll, acc = self.scroll_loss(obs, act, scroll, past_scroll)
         loss = loss_denoise + c.scroll_loss_weight * loss_scroll
-        with torch.no_grad():
-            acc = (logits.argmax(1) - MAX_SHIFT == scroll).float().mean()
         return loss, {"loss_denoise": loss_denoise.item(), "loss_scroll": loss_scroll.item(),
                       "scroll_acc": acc.item(), "mse": diff.mean().item()}
+
+    def scroll_loss(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor,
+                    past_scroll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the scroll head on the true scroll, and its accuracy (obs as in `loss`)."""
+        # Teacher-forced past scrolls make "same as before" nearly always right, and a dream that once
+        # stops scrolling would never start again; hiding them often makes the head read Mario in the frames.
+        known = torch.rand(obs.shape[0], device=obs.device) >= self.cfg.past_scroll_dropout
+        logits = self.scroll_head(obs, act, past_scroll, known).float()
+        with torch.no_grad():
+            acc = (logits.argmax(1) - MAX_SHIFT == scroll).float().mean()
+        return F.cross_entropy(logits, scroll.long() + MAX_SHIFT), acc
 
     def predict_scroll(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:
         return self.scroll_head(obs, act, past_scroll).float().argmax(1) - MAX_SHIFT

@@ -90,27 +90,36 @@ def area_downsample(frames: torch.Tensor, factor: int = 4) -> torch.Tensor:
 class ScrollHead(nn.Module):
     """Classifies the next step's scroll from the low-res context, its past scrolls and the actions.
 
-    The camera follows Mario once he passes the middle of the screen, so the scroll depends on where
-    Mario is (seen in the frames), how fast he moves (past scrolls) and what is pressed (actions).
+    The camera follows Mario once he passes a fixed screen column and then moves by his speed, so the
+    scroll depends on where Mario is on screen to about a low-res pixel, how fast he moves (past
+    scrolls plus his motion across the context frames) and what is pressed. Hence coordinate channels
+    (CoordConv) and a 15x16 feature map kept whole rather than pooled away.
     """
 
-    def __init__(self, context: int = 4, num_buttons: int = 6, channels: int = 32, hidden: int = 128):
+    def __init__(self, context: int = 4, num_buttons: int = 6, channels: int = 32, hidden: int = 256):
         super().__init__()
         c = channels
-        self.conv = nn.Sequential(                         # (B, 3*context, 60, 64)
-            nn.Conv2d(3 * context, c, 3, 2, 1), nn.SiLU(),  # 30x32
-            nn.Conv2d(c, 2 * c, 3, 2, 1), nn.SiLU(),       # 15x16
-            nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.SiLU(),   # 8x8
-            nn.AdaptiveAvgPool2d((2, 4)), nn.Flatten(),     # where Mario is matters: keep a coarse map
+        self.conv = nn.Sequential(                              # (B, 3*context + 2, 60, 64)
+            nn.Conv2d(3 * context + 2, c, 3, 1, 1), nn.SiLU(),
+            nn.Conv2d(c, 2 * c, 3, 2, 1), nn.SiLU(),            # 30x32
+            nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.SiLU(),        # 15x16
+            nn.Conv2d(2 * c, 8, 1), nn.SiLU(), nn.Flatten(),    # 8*15*16
         )
         self.mlp = nn.Sequential(
-            nn.Linear(2 * c * 8 + context * num_buttons + (context - 1) * NUM_SHIFTS, hidden), nn.SiLU(),
+            nn.Linear(8 * 15 * 16 + context * num_buttons + (context - 1) * NUM_SHIFTS, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, NUM_SHIFTS),
         )
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor,
+                past_known: torch.Tensor | None = None) -> torch.Tensor:
         """obs (B, context, 3, 60, 64) in [-1, 1]; act (B, context, 6) multi-hot; past_scroll (B, context-1)
-        int in [-MAX_SHIFT, MAX_SHIFT] -> logits (B, NUM_SHIFTS) over k = -MAX_SHIFT..MAX_SHIFT."""
-        feats = self.conv(obs.flatten(1, 2))
-        onehot = nn.functional.one_hot(past_scroll.long() + MAX_SHIFT, NUM_SHIFTS).float().flatten(1)
-        return self.mlp(torch.cat([feats, act.flatten(1), onehot], 1))
+        int in [-MAX_SHIFT, MAX_SHIFT]; past_known (B,) bool, False hides the past scrolls (training
+        drops them so that the frames are read too) -> logits (B, NUM_SHIFTS) over k = -MAX_SHIFT..MAX_SHIFT."""
+        b, _, _, h, w = obs.shape
+        ys = torch.linspace(-1, 1, h, device=obs.device, dtype=obs.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+        xs = torch.linspace(-1, 1, w, device=obs.device, dtype=obs.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+        feats = self.conv(torch.cat([obs.flatten(1, 2), ys, xs], 1))
+        onehot = nn.functional.one_hot(past_scroll.long() + MAX_SHIFT, NUM_SHIFTS).float()
+        if past_known is not None:
+            onehot = onehot * past_known.view(b, 1, 1).float()
+        return self.mlp(torch.cat([feats, act.flatten(1), onehot.flatten(1)], 1))
