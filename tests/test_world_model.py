@@ -58,6 +58,19 @@ def test_actions_change_the_output():
     assert not torch.equal(d.scroll_head(obs, a1, past), d.scroll_head(obs, a2, past))
 
 
+def test_scroll_head_reads_past_scrolls_unless_they_are_hidden():
+    torch.manual_seed(0)
+    head = Denoiser(TINY).scroll_head
+    obs, act, _, past = _batch(2)
+    other = (past + 5).clamp(-16, 16)
+    seen = torch.ones(2, dtype=torch.bool)
+    assert not torch.allclose(head(obs, act, past, seen), head(obs, act, other, seen))
+    hidden = torch.zeros(2, dtype=torch.bool)          # what past_scroll_dropout trains on
+    assert torch.equal(head(obs, act, past, hidden), head(obs, act, other, hidden))
+    # where Mario is matters: the same frames moved sideways give other logits
+    assert not torch.allclose(head(obs, act, past, seen), head(obs.roll(8, -1), act, past, seen))
+
+
 def test_loss_goes_down_on_a_fixed_batch():
     torch.manual_seed(0)
     d = Denoiser(TINY)
