@@ -222,6 +222,23 @@ def test_standing_still_is_degenerate(env_1_1):
     assert "stalled" in degenerate(trajs, len(spec["actions"]))
 
 
+def test_elite_buffer_keeps_the_newest_of_equal_runs_and_weights_levels():
+    from policy.reinforce import EliteBuffer
+
+    def run(level: str, max_x: int, flag: bool, tag: float, n: int = 20, died: bool = False) -> Trajectory:
+        return Trajectory(level, np.full((n, 3), tag, np.float32), np.zeros(n, np.int64), np.zeros(n, np.float32),
+                          max_x=max_x, flag=flag, died=died)
+
+    buf = EliteBuffer(per_level=2, trim=5)
+    buf.add([run("1-1", 3161, True, 1.0), run("1-1", 2000, False, 2.0, died=True), run("4-1", 900, False, 3.0)])
+    buf.add([run("1-1", 3161, True, 4.0)])                  # a newer flag run displaces the older one's rank
+    kept = buf.best["1-1"]
+    assert [t.inputs[0, 0] for t in kept] == [4.0, 1.0]
+    buf.add([run("4-1", 500, False, 5.0, died=True)])
+    assert [len(t.actions) for t in buf.best["4-1"]] == [20, 15]   # a death loses its last `trim` steps
+    assert len(buf.trajectories({"1-1": 3})) == 3 * 2 + 2
+
+
 def test_weights_roundtrip_and_bad_file(tmp_path):
     spec = default_spec()
     params = init_params(spec, seed=2)
@@ -246,6 +263,10 @@ def test_train_policy_smoke_and_resume(tmp_path):
     assert set(params) == set(init_params(spec)) and meta["levels"] == ["1-1"]
     st2 = train(compose("policy", over + ["policy.schedule.iterations=3"]))   # resumes: one more batch only
     assert st2["iteration"] == 3 and len(st2["history"]) == 3
+    st3 = train(compose("policy", over[:-3] + [f"run_dir={tmp_path}/cont", f"output={tmp_path}/cont.npz",
+                                               f"init_from={tmp_path}/mm.npz", "policy.schedule.iterations=1",
+                                               "reward.max_steps=80"]))
+    assert st3["iteration"] == 1 and st3["warm"] and "bc" not in st3     # continued: no warm start
 
 
 def test_train_policy_bad_level_is_one_line_error(tmp_path, capsys):
