@@ -27,6 +27,9 @@ def fidelity_table(report: dict) -> str:
                          f"{fmt(nf.get(f'psnr_{res}_copy_last'))} |")
         lines.append(f"| {name} | next-frame SSIM 240x256 | {fmt(nf.get('ssim_240x256'))} | "
                      f"{fmt(nf.get('ssim_240x256_copy_last'))} |")
+        if "psnr_240x256_upsampler_real_lowres" in nf:
+            lines.append(f"| {name} | next-frame PSNR 240x256, upsampler alone on the real 60x64 frame (dB) | "
+                         f"{fmt(nf['psnr_240x256_upsampler_real_lowres'])} | |")
         r = s.get("rollout", {})
         for h, v in r.get("psnr_240x256", {}).items():
             lines.append(f"| {name} | rollout PSNR 240x256 at {h} steps (dB) | {fmt(v)} | "

@@ -47,6 +47,12 @@ def check(training, data, den, up, sampler) -> None:
             config_error(f"{name} must be positive, got {v}")
     if sampler.order not in (1, 2):
         config_error(f"sampler.order must be 1 (Euler) or 2 (Heun), got {sampler.order}")
+    for name, v in (("training.self_context_fraction", training.self_context_fraction),
+                    ("model.denoiser.sigma_max_fraction", den.sigma_max_fraction)):
+        if not 0 <= v <= 1:
+            config_error(f"{name} must be in [0, 1], got {v}")
+    if training.self_context_steps < 0:
+        config_error(f"training.self_context_steps must be >= 0, got {training.self_context_steps}")
     if data.weighting not in ("uniform", "episode"):
         config_error(f"data.weighting must be uniform or episode, got {data.weighting!r}")
 

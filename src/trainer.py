@@ -49,6 +49,11 @@ class TrainerConfig:
     image_every: int = 1000
     seed: int = 0
     threads: int = 0                   # torch intra-op threads (0: torch's default)
+    # Dreams feed the model its own frames. With self_context_steps = n > 0, this fraction of each batch
+    # has its last n context frames drawn by the EMA model (the play sampler, real scrolls) from the
+    # real frames before them, so denoiser and scroll head learn to continue from their own drawings.
+    self_context_steps: int = 0
+    self_context_fraction: float = 0.5
 
 
 class _Loss(nn.Module):
@@ -104,7 +109,8 @@ class Trainer:
             self._init_from(logger_cfg["init_from"])
         self._data_state = self.segments.state()
         b = data.batch_size
-        self.prefetch = Prefetcher(lambda: (self.segments.sample(b), self.segments.state()), data.prefetch)
+        lead = cfg.self_context_steps
+        self.prefetch = Prefetcher(lambda: (self.segments.sample(b, lead), self.segments.state()), data.prefetch)
         self.log = RunLogger(self.run_dir, logger_cfg, full_config, enabled=self.rank == 0)
 
     # --- one iteration ---
@@ -119,12 +125,28 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         return float(gn)
 
+    @torch.no_grad()
+    def self_context(self, obs: torch.Tensor, act: torch.Tensor, past: torch.Tensor):
+        """obs (B, lead+c, 3,H,W), act (B, lead+c, 6), past (B, lead+c-1) real -> the (B, c, ...),
+        (B, c, 6), (B, c-1) training context, its last `lead` frames drawn by the EMA model for a
+        `self_context_fraction` of the batch."""
+        lead, c = self.cfg.self_context_steps, self.model.context
+        n = round(self.cfg.self_context_fraction * obs.shape[0])
+        if lead and n:
+            own = obs[:n].clone()
+            with autocast(self.device, self.amp):
+                for j in range(lead):          # frame j+c from frames j..j+c-1, with the real scroll into it
+                    own[:, j + c] = self.ema.denoiser.sample_next(own[:, j:j + c], act[:n, j:j + c],
+                                                                  past[:n, j + c - 1], self.sampler_cfg)
+            obs = torch.cat([own, obs[n:]])
+        return obs[:, lead:], act[:, lead:], past[:, lead:]
+
     def train_denoiser(self, batch: dict) -> dict:
         dev = self.device
         obs, target = to_model(batch["obs"], dev), to_model(batch["target"], dev)
+        obs, act, past = self.self_context(obs, batch["act"].to(dev), batch["past_scroll"].to(dev))
         with autocast(dev, self.amp):
-            loss, stats = self.den_loss(obs, batch["act"].to(dev), batch["scroll"].to(dev),
-                                        batch["past_scroll"].to(dev), target)
+            loss, stats = self.den_loss(obs, act, batch["scroll"].to(dev), past, target)
         loss.backward()
         stats["grad_norm"] = self._opt_step(self.opt_den, self.model.denoiser.parameters(), self.cfg.lr)
         return stats

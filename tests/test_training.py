@@ -128,6 +128,7 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     s = rep["sets"]["episodes"]
     nf = s["next_frame"]
     assert nf["samples"] == 8 and 0 < nf["psnr_240x256_copy_last"] < 100 and 0 < nf["ssim_240x256"] <= 1
+    assert 0 < nf["psnr_240x256_upsampler_real_lowres"] < 100          # the upsampler's share of the error
     assert set(s["rollout"]["psnr_240x256"]) == {"1", "5", "15", "30"}
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
     assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
@@ -155,3 +156,39 @@ def test_init_from_a_shipped_checkpoint_continues_its_step_count(tiny_checkpoint
     assert _json.loads((out / "train_state" / "state.json").read_text())["lr_origin"] == step
     lrs = [_json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "lr" in line]
     assert lrs and max(lrs) < _json.loads((out / "model.json").read_text())["config"]["training"]["lr"]
+
+
+def test_lead_frames_extend_the_same_window_backwards(real_episodes):
+    from data.segments import SegmentSampler, load_lowres_episodes
+    from data.episode import list_episodes
+    eps = load_lowres_episodes(list_episodes(real_episodes), real_episodes)
+    plain, lead = SegmentSampler(eps, 4, seed=3).sample(8), SegmentSampler(eps, 4, seed=3).sample(8, lead=2)
+    assert lead["obs"].shape[1] == 6 and lead["act"].shape[1] == 6 and lead["past_scroll"].shape[1] == 5
+    for k in ("obs", "act", "past_scroll"):
+        assert torch.equal(lead[k][:, 2:], plain[k]), k
+    assert torch.equal(lead["target"], plain["target"]) and torch.equal(lead["scroll"], plain["scroll"])
+
+
+def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_drawings(real_episodes, tmp_path):
+    from main import build
+    from trainer import Trainer
+    from data.episode import list_episodes
+    from models.world_model import to_model
+    cfg = compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
+                              "training.self_context_steps=2", "training.self_context_fraction=0.5",
+                              "model.denoiser.sigma_max_fraction=0.5", "training.steps=3"])
+    tr = Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
+                 build(cfg, "sampler"), tmp_path, list_episodes(real_episodes), {"mode": "disabled"}, {})
+    batch = tr.segments.sample(8, lead=2)
+    real = to_model(batch["obs"])
+    obs, act, past = tr.self_context(real, batch["act"], batch["past_scroll"])
+    assert obs.shape == (8, 4, 3, 60, 64) and act.shape == (8, 4, 6) and past.shape == (8, 3)
+    assert torch.equal(obs[4:], real[4:, 2:])                         # the other half: real frames
+    assert torch.equal(obs[:4, :2], real[:4, 2:4])                    # drawn from these...
+    assert not torch.equal(obs[:4, 2:], real[:4, 4:])                 # ...the last two are the model's
+    assert obs.min() >= -1 and obs.max() <= 1
+    assert torch.equal(past, batch["past_scroll"][:, 2:]) and torch.equal(act, batch["act"][:, 2:])
+    sig = tr.model.denoiser.sample_sigma(4000, "cpu")
+    assert 0.4 < (sig == 5.0).float().mean() < 0.6                   # half the batch at the sampler's sigma_max
+    tr.train()                                                         # and the run trains end to end
+    assert (tmp_path / "checkpoints" / "step_0000003" / "model.json").exists()

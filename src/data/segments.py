@@ -68,8 +68,11 @@ class SegmentSampler:
         self.rng = np.random.default_rng(seed)
         self._mh = A.multi_hot(np.arange(256, dtype=np.uint8)).astype(np.float32)  # byte -> multi-hot
 
-    def sample(self, batch: int) -> dict[str, torch.Tensor]:
-        c = self.context
+    def sample(self, batch: int, lead: int = 0) -> dict[str, torch.Tensor]:
+        """`lead` > 0 prepends that many earlier frames (with their actions and scrolls) to the context:
+        obs (B, lead+context, ...), act (B, lead+context, 6), past_scroll (B, lead+context-1); the
+        trainer replaces the later frames by the model's own predictions from them."""
+        c = self.context + lead
         eps = self.rng.choice(len(self.episodes), size=batch, p=self.p)
         obs = np.empty((batch, c, 60, 64, 3), np.uint8)
         act = np.zeros((batch, c), np.uint8)

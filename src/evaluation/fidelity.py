@@ -15,9 +15,9 @@ import actions as A
 from data.episode import episode_length, read_episode, read_frames
 from data.lowres import downsample
 from evaluation.metrics import controllability, psnr_per_frame, ssim
-from models.motion import estimate_scrolls
+from models.motion import apply_scroll, estimate_scrolls
 from models.world_model import WorldModel, to_model, to_uint8
-from utils.device import autocast_dtype
+from utils.device import autocast, autocast_dtype
 
 
 @dataclass
@@ -80,6 +80,17 @@ class Rollout:
             times.append(o.timings_ms)
         return np.stack(outs_full, 1), np.stack(outs_low, 1), times
 
+    @torch.no_grad()
+    def upsample_real(self, segs: list[Segment]) -> np.ndarray:
+        """The upsampler alone on frame c: real last full frame, real scroll, real low-res frame ->
+        (B, 240, 256, 3) uint8 (how much of the full-res error is the upsampler's)."""
+        c, dev = self.model.context, self.device
+        last = to_model(np.stack([s.frames[c - 1] for s in segs]), dev)
+        low = to_model(downsample(np.stack([s.frames[c] for s in segs])), dev)
+        k = torch.as_tensor(np.array([s.scrolls[c - 1] for s in segs]), dtype=torch.long, device=dev)
+        with autocast(dev, self.amp):
+            return to_uint8(self.model.upsampler(apply_scroll(last, k), low).float())
+
 
 def _batches(items, n):
     for i in range(0, len(items), n):
@@ -95,7 +106,7 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
     segs = pick_segments(paths, c + 1, cfg.next_frame_samples, rng, name)
     if not segs:
         return {"error": f"no episode has {c + 1} frames"}, {}
-    pf, pl, cf, cl, sf, sfc = [], [], [], [], [], []
+    pf, pl, cf, cl, sf, sfc, pu = [], [], [], [], [], [], []
     for b in tqdm(list(_batches(segs, cfg.batch_size)), desc=f"next-frame {name}", leave=False):
         dream_full, dream_low, _ = roll.run(b, 1)
         real = np.stack([s.frames[c] for s in b])
@@ -106,11 +117,13 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
         cl += list(psnr_per_frame(downsample(last), downsample(real)))
         sf.append(ssim(dream_full[:, 0], real))
         sfc.append(ssim(last, real))
+        pu += list(psnr_per_frame(roll.upsample_real(b), real))
     rep = {"episodes": len(paths), "next_frame": {
         "samples": len(segs),
         "psnr_240x256": float(np.mean(pf)), "psnr_240x256_copy_last": float(np.mean(cf)),
         "psnr_60x64": float(np.mean(pl)), "psnr_60x64_copy_last": float(np.mean(cl)),
-        "ssim_240x256": float(np.mean(sf)), "ssim_240x256_copy_last": float(np.mean(sfc))}}
+        "ssim_240x256": float(np.mean(sf)), "ssim_240x256_copy_last": float(np.mean(sfc)),
+        "psnr_240x256_upsampler_real_lowres": float(np.mean(pu))}}
     # open-loop rollouts with the real actions
     hmax = max(cfg.horizons)
     rsegs = pick_segments(paths, c + hmax, cfg.rollouts, rng, name)

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 import actions as A
 from models.blocks import FourierFeatures, UNet
 from models.motion import MAX_SHIFT, NUM_SHIFTS, ScrollHead, shift_lowres
+from models.sampler import SamplerConfig, sample_residual
 
 
 @dataclass
@@ -33,6 +34,10 @@ class DenoiserConfig:
     sigma_offset_noise: float = 0.1                   # offset noise: a per-channel constant
     loc_train_sigma: float = -0.4                     # log-normal training noise (EDM: P_mean, P_std)
     scale_train_sigma: float = 1.2
+    # The one-step sampler calls the denoiser only at sigma_max, which the log-normal draws in ~5 % of
+    # samples: this fraction of each batch is trained exactly there instead.
+    sigma_max_fraction: float = 0.0
+    sigma_max: float = 5.0                            # the sampler's sigma_max (config/sampler)
     noise_previous_obs: float = 0.3                   # max sigma of noise added to the context (drift)
     scroll_channels: int = 32                         # the scroll head's width
     scroll_loss_weight: float = 0.1
@@ -90,7 +95,11 @@ class Denoiser(nn.Module):
 
     def sample_sigma(self, n: int, device) -> torch.Tensor:
         c = self.cfg
-        return (torch.randn(n, device=device) * c.scale_train_sigma + c.loc_train_sigma).exp()
+        sigma = (torch.randn(n, device=device) * c.scale_train_sigma + c.loc_train_sigma).exp()
+        if c.sigma_max_fraction > 0:
+            at_max = torch.rand(n, device=device) < c.sigma_max_fraction
+            sigma = torch.where(at_max, torch.full_like(sigma, c.sigma_max), sigma)
+        return sigma
 
     def noise_context(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training-time noise on the context (B,context,3,H,W) and its sigma (B,): the model learns to
@@ -132,6 +141,18 @@ class Denoiser(nn.Module):
         with torch.no_grad():
             acc = (logits.argmax(1) - MAX_SHIFT == scroll).float().mean()
         return F.cross_entropy(logits, scroll.long() + MAX_SHIFT), acc
+
+    @torch.no_grad()
+    def sample_next(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """The next low-res frame (B,3,H,W) in [-1,1] given the context, actions and this step's scroll."""
+        prior = self.prior(obs, scroll)
+        if sampler.context_noise > 0:
+            obs = obs + sampler.context_noise * torch.randn_like(obs)
+        sigma_cond = torch.full((obs.shape[0],), sampler.context_noise, device=obs.device)
+        residual = sample_residual(lambda x, s: self(x, s, obs, prior, act, scroll, sigma_cond),
+                                   prior.shape, sampler, obs.device, generator)
+        return (prior + residual.float()).clamp(-1, 1)
 
     def predict_scroll(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:
         return self.scroll_head(obs, act, past_scroll).float().argmax(1) - MAX_SHIFT

@@ -20,7 +20,7 @@ from torch import nn
 
 from models.denoiser import Denoiser, DenoiserConfig
 from models.motion import apply_scroll
-from models.sampler import SamplerConfig, sample_residual
+from models.sampler import SamplerConfig
 from models.upsampler import Upsampler, UpsamplerConfig
 from utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
 from utils.device import autocast
@@ -69,14 +69,7 @@ class WorldModel(nn.Module):
         with autocast(dev, amp_dtype):
             if scroll is None:
                 scroll = self.denoiser.predict_scroll(obs, act, past_scroll)
-            prior = self.denoiser.prior(obs, scroll)
-            if sampler.context_noise > 0:
-                obs = obs + sampler.context_noise * torch.randn_like(obs)
-            sigma_cond = torch.full((obs.shape[0],), sampler.context_noise, device=dev)
-            residual = sample_residual(
-                lambda x, s: self.denoiser(x, s, obs, prior, act, scroll, sigma_cond),
-                prior.shape, sampler, dev, generator)
-            low = (prior + residual.float()).clamp(-1, 1)
+            low = self.denoiser.sample_next(obs, act, scroll, sampler, generator)
             times["denoiser"] = (time.perf_counter() - t0) * 1e3
             t1 = time.perf_counter()
             full = self.upsampler(apply_scroll(last_full, scroll), low).float()
