@@ -151,3 +151,24 @@ def test_broken_checkpoints_give_one_line(tmp_path):
     with pytest.raises(CheckpointError, match="not a valid safetensors") as e:
         WorldModel.load(tmp_path / "c")
     assert "\n" not in str(e.value)
+
+
+def test_motion_weight_emphasises_only_the_pixels_the_step_changes():
+    from dataclasses import replace
+    obs, act, scroll, past = _batch(2)
+    target = shift_lowres(obs[:, -1], scroll)
+    plain, weighted = Denoiser(TINY), Denoiser(replace(TINY, motion_weight=9.0))
+    weighted.load_state_dict(plain.state_dict())
+
+    def loss(d, tgt):
+        torch.manual_seed(0)
+        return d.loss(obs, act, scroll, past, tgt)[1]["loss_denoise"]
+    # a target the shifted last frame explains exactly: no pixel changes, the weighting does nothing
+    assert loss(plain, target) == pytest.approx(loss(weighted, target), rel=1e-5)
+    w = weighted.motion_pixels(obs, scroll, target)
+    assert torch.all(w == 1)
+    moved = target.clone()
+    moved[:, :, 30:34, 20:24] = 0.9                                  # a 4x4 sprite appears
+    w = weighted.motion_pixels(obs, scroll, moved)
+    assert torch.all(w[:, :, 31:33, 21:23] == 10) and torch.all(w[:, :, :20] == 1)
+    assert loss(plain, moved) != pytest.approx(loss(weighted, moved), rel=1e-3)

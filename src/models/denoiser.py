@@ -39,6 +39,9 @@ class DenoiserConfig:
     sigma_max_fraction: float = 0.0
     sigma_max: float = 5.0                            # the sampler's sigma_max (config/sampler)
     noise_previous_obs: float = 0.3                   # max sigma of noise added to the context (drift)
+    # Mario is ~16 of the 3840 low-res pixels: weight the pixels this step changes (target vs the clean
+    # shifted last frame, dilated by a pixel) 1 + motion_weight times in the denoising loss.
+    motion_weight: float = 0.0
     scroll_channels: int = 32                         # the scroll head's width
     scroll_loss_weight: float = 0.1
     past_scroll_dropout: float = 0.25                 # hide the past scrolls from the scroll head this often
@@ -116,6 +119,7 @@ class Denoiser(nn.Module):
         (B,context-1), target (B,3,H,W) next frame; all frames in [-1, 1]."""
         b, dev = obs.shape[0], obs.device
         c = self.cfg
+        pixel_w = self.motion_pixels(obs, scroll, target)
         obs, sigma_cond = self.noise_context(obs)
         prior = self.prior(obs, scroll)
         residual = target - prior
@@ -124,12 +128,22 @@ class Denoiser(nn.Module):
         noisy = residual + sigma.view(b, 1, 1, 1) * noise
         denoised = self(noisy, sigma, obs, prior, act, scroll, sigma_cond)
         weight = (sigma ** 2 + c.sigma_data ** 2) / (sigma * c.sigma_data) ** 2
-        diff = ((denoised - residual) ** 2).mean((1, 2, 3))
+        diff = (((denoised - residual) ** 2).mean(1, keepdim=True) * pixel_w).sum((1, 2, 3)) / pixel_w.sum((1, 2, 3))
         loss_denoise = (weight * diff).mean()   # = ||F - F_target||^2: O(1) at every sigma (EDM eq. 8)
         loss_scroll, acc = self.scroll_loss(obs, act, scroll, past_scroll)
         loss = loss_denoise + c.scroll_loss_weight * loss_scroll
         return loss, {"loss_denoise": loss_denoise.item(), "loss_scroll": loss_scroll.item(),
                       "scroll_acc": acc.item(), "mse": diff.mean().item()}
+
+    @torch.no_grad()
+    def motion_pixels(self, obs: torch.Tensor, scroll: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-pixel loss weights (B,1,H,W): 1, and 1 + motion_weight where the clean shifted last frame
+        does not already show the target (moving sprites, the revealed strip)."""
+        w = torch.ones_like(target[:, :1])
+        if self.cfg.motion_weight <= 0:
+            return w
+        changed = ((target - self.prior(obs, scroll)).abs().amax(1, keepdim=True) > 0.1).float()
+        return w + self.cfg.motion_weight * F.max_pool2d(changed, 3, 1, 1)
 
     def scroll_loss(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor,
                     past_scroll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
