@@ -8,6 +8,7 @@ frames. `reset` and `step` run in the player's worker thread; they touch no pyga
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Session:
         self.starts, self.index = self._resolve_starts()
         self.step_count = 0
         self.episodes = 0
+        self._pool: ThreadPoolExecutor | None = None
         self.recorders: dict[str, Recorder] = {}
         if cfg.record:
             try:
@@ -173,15 +175,28 @@ class Session:
                     {"spawn": str(start.spawn or "")})
         return Shown(images=images, step=0, note=note)
 
+    def _step_side(self, side: str, action: int) -> tuple:
+        env = self.dream if side == "dream" else self._real
+        t0 = time.perf_counter()
+        out = env.step(int(action))
+        return (*out, (time.perf_counter() - t0) * 1000)
+
     def step(self, action: int) -> Shown:
         images, timings, ended = {}, {}, False
         limit = self.cfg.max_episode_steps
+        if len(self.sides) == 2:
+            # compare: the emulator steps in a helper thread while the dream runs here (both release
+            # the GIL in native code), so the pair costs about the dream's time rather than the sum
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="real-env")
+            real = self._pool.submit(self._step_side, "real", action)
+            results = {"dream": self._step_side("dream", action), "real": real.result()}
+        else:
+            results = {side: self._step_side(side, action) for side in self.sides}
         for side in self.sides:
-            env = self.dream if side == "dream" else self._real
-            t0 = time.perf_counter()
-            obs, reward, terminated, truncated, info = env.step(int(action))
+            obs, reward, terminated, truncated, info, ms = results[side]
             truncated = bool(truncated) or (limit is not None and self.step_count + 1 >= limit and not terminated)
-            timings[f"{side}_ms"] = (time.perf_counter() - t0) * 1000
+            timings[f"{side}_ms"] = ms
             for k, v in (info.get("timings_ms") or {}).items():
                 timings[f"{side}/{k}"] = float(v)
             if side in self.recorders:
@@ -201,6 +216,9 @@ class Session:
         """Commit recordings and close every environment (safe to call twice)."""
         for r in self.recorders.values():
             r.finish(stopped=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for env in [self.dream, *self._real_envs.values()]:
             if env is not None:
                 env.close()
