@@ -8,6 +8,7 @@ DDP (torchrun) on GPUs or gloo on CPU through the same code path.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import time
@@ -86,6 +87,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.amp = autocast_dtype(self.device, cfg.precision)
         torch.manual_seed(cfg.seed + self.rank)
+        denoiser = dataclasses.replace(denoiser, sigma_max=sampler.sigma_max)   # one source: the play sampler
         self.model = prepare_module(WorldModel(denoiser, upsampler), self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt_den = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -37,7 +37,7 @@ class DenoiserConfig:
     # The one-step sampler calls the denoiser only at sigma_max, which the log-normal draws in ~5 % of
     # samples: this fraction of each batch is trained exactly there instead.
     sigma_max_fraction: float = 0.0
-    sigma_max: float = 5.0                            # the sampler's sigma_max (config/sampler)
+    sigma_max: float = 5.0                            # the trainer sets it to its sampler's sigma_max
     noise_previous_obs: float = 0.3                   # max sigma of noise added to the context (drift)
     # Mario is ~16 of the 3840 low-res pixels: weight the pixels this step changes (target vs the clean
     # shifted last frame, dilated by a pixel) 1 + motion_weight times in the denoising loss.
