@@ -38,7 +38,13 @@ def fidelity_table(report: dict) -> str:
         if c:
             lines.append(f"| {name} | scroll direction agreement (steps where the real game scrolls) | "
                          f"{fmt(c.get('direction_agreement'))} | |")
+            for span, v in c.get("direction_agreement_by_step", {}).items():
+                lines.append(f"| {name} | scroll direction agreement, rollout steps {span} | {fmt(v)} | |")
             lines.append(f"| {name} | scroll magnitude error (px/step) | {fmt(c.get('magnitude_mae_px'))} | |")
+        ct = s.get("controllability_real_context", {})
+        if ct:
+            lines.append(f"| {name} | scroll direction agreement of the scroll head on the real frames (no drift) | "
+                         f"{fmt(ct.get('direction_agreement'))} | |")
     return "\n".join(lines)
 
 

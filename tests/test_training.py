@@ -131,6 +131,8 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     assert 0 < nf["psnr_240x256_upsampler_real_lowres"] < 100          # the upsampler's share of the error
     assert set(s["rollout"]["psnr_240x256"]) == {"1", "5", "15", "30"}
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
+    assert set(s["controllability"]["direction_agreement_by_step"]) == {"1-3", "4-8", "9-15", "16-30"}
+    assert s["controllability_real_context"]["steps"] == s["controllability"]["steps"] == 2 * 30
     assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
 
@@ -192,3 +194,12 @@ def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_dra
     assert 0.4 < (sig == 5.0).float().mean() < 0.6                   # half the batch at the sampler's sigma_max
     tr.train()                                                         # and the run trains end to end
     assert (tmp_path / "checkpoints" / "step_0000003" / "model.json").exists()
+
+
+def test_scroll_agreement_is_split_by_rollout_step():
+    from evaluation.metrics import agreement_by_step
+    real = np.array([[2, 2, 0, 3, 3], [0, 1, 1, 1, -1]])
+    dream = np.array([[2, 0, 0, 3, -1], [0, 1, 1, 0, -1]])
+    by = agreement_by_step(dream, real, [(1, 2), (3, 5)])
+    assert by == {"1-2": pytest.approx(2 / 3), "3-5": pytest.approx(3 / 5)}
+    assert agreement_by_step(dream, np.zeros_like(real), [(1, 5)]) == {"1-5": None}

@@ -14,7 +14,7 @@ from tqdm import tqdm
 import actions as A
 from data.episode import episode_length, read_episode, read_frames
 from data.lowres import downsample
-from evaluation.metrics import controllability, psnr_per_frame, ssim
+from evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
 from models.motion import apply_scroll, estimate_scrolls
 from models.world_model import WorldModel, to_model, to_uint8
 from utils.device import autocast, autocast_dtype
@@ -81,6 +81,21 @@ class Rollout:
         return np.stack(outs_full, 1), np.stack(outs_low, 1), times
 
     @torch.no_grad()
+    def scrolls_real_context(self, segs: list[Segment], steps: int) -> np.ndarray:
+        """The scroll head's choice at each of `steps` steps given the real context (frames, past scrolls,
+        actions) -> (B, steps) int: its controllability when the frames it reads do not drift."""
+        c, dev = self.model.context, self.device
+        low = to_model(downsample(np.stack([s.frames[:c - 1 + steps] for s in segs])), dev)   # (B, c-1+steps, 3,60,64)
+        acts = np.stack([s.actions for s in segs])
+        past = torch.as_tensor(np.stack([s.scrolls for s in segs]), dtype=torch.long, device=dev)
+        out = []
+        for t in range(steps):
+            a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)
+            with autocast(dev, self.amp):
+                out.append(self.model.denoiser.predict_scroll(low[:, t:t + c], a, past[:, t:t + c - 1]).cpu().numpy())
+        return np.stack(out, 1)
+
+    @torch.no_grad()
     def upsample_real(self, segs: list[Segment]) -> np.ndarray:
         """The upsampler alone on frame c: real last full frame, real scroll, real low-res frame ->
         (B, 240, 256, 3) uint8 (how much of the full-res error is the upsampler's)."""
@@ -145,9 +160,14 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
             r["psnr_60x64"][str(h)] = float(np.mean(psnr_per_frame(downsample(dream[:, h - 1]), downsample(real[:, h - 1]))))
             r["psnr_60x64_copy_last"][str(h)] = float(np.mean(psnr_per_frame(downsample(last), downsample(real[:, h - 1]))))
         # controllability: scroll between consecutive frames, estimated from the images of each
-        d_scroll = np.concatenate([estimate_scrolls(np.concatenate([last[i:i + 1], dream[i]])) for i in range(len(dream))])
-        r_scroll = np.concatenate([estimate_scrolls(np.concatenate([last[i:i + 1], real[i]])) for i in range(len(real))])
-        rep["controllability"] = controllability(d_scroll, r_scroll)
+        d_scroll = np.stack([estimate_scrolls(np.concatenate([last[i:i + 1], dream[i]])) for i in range(len(dream))])
+        r_scroll = np.stack([estimate_scrolls(np.concatenate([last[i:i + 1], real[i]])) for i in range(len(real))])
+        spans = [(a, min(b, hmax)) for a, b in ((1, 3), (4, 8), (9, 15), (16, 30)) if a <= hmax]
+        rep["controllability"] = {**controllability(d_scroll.ravel(), r_scroll.ravel()),
+                                  "direction_agreement_by_step": agreement_by_step(d_scroll, r_scroll, spans)}
+        # the same steps with the real frames as context: the scroll head alone, without the dream's drift
+        tf = np.concatenate([roll.scrolls_real_context(b, hmax) for b in _batches(rsegs, cfg.batch_size)])
+        rep["controllability_real_context"] = controllability(tf.ravel(), r_scroll.ravel())
         pics = {"dream": dream, "real": real, "last": last}
     return rep, pics
 
