@@ -50,6 +50,14 @@ class TrainerConfig:
     image_every: int = 1000
     seed: int = 0
     threads: int = 0                   # torch intra-op threads (0: torch's default)
+    # Warmup-stable-decay: the learning rate stays constant (so a run can be resumed and extended at
+    # will) until a cooldown is asked for; from step `cooldown_from` it falls linearly to
+    # `cooldown_final` x lr over `cooldown_steps` steps (Hagele et al. 2024, "Scaling Laws and
+    # Compute-Optimal Training Beyond Fixed Training Durations": a short cooldown matches a cosine
+    # schedule planned for that length). Run it on a copy of the run to ship its end.
+    cooldown_from: int | None = None
+    cooldown_steps: int = 1000
+    cooldown_final: float = 0.1
     # Dreams feed the model its own frames. With self_context_steps = n > 0, this fraction of each batch
     # has its last n context frames drawn by the EMA model (the play sampler, real scrolls) from the
     # real frames before them, so denoiser and scroll head learn to continue from their own drawings.
@@ -117,7 +125,11 @@ class Trainer:
 
     # --- one iteration ---
     def _lr(self, base: float) -> float:
-        return base * min(1.0, (self.step - self.lr_origin + 1) / max(1, self.cfg.warmup))
+        c = self.cfg
+        lr = base * min(1.0, (self.step - self.lr_origin + 1) / max(1, c.warmup))
+        if c.cooldown_from is not None and self.step >= c.cooldown_from:
+            lr *= 1 - (1 - c.cooldown_final) * min(1.0, (self.step - c.cooldown_from) / max(1, c.cooldown_steps))
+        return lr
 
     def _opt_step(self, opt: torch.optim.Optimizer, params, base_lr: float) -> float:
         gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)

@@ -203,3 +203,21 @@ def test_scroll_agreement_is_split_by_rollout_step():
     by = agreement_by_step(dream, real, [(1, 2), (3, 5)])
     assert by == {"1-2": pytest.approx(2 / 3), "3-5": pytest.approx(3 / 5)}
     assert agreement_by_step(dream, np.zeros_like(real), [(1, 5)]) == {"1-5": None}
+
+
+def test_cooldown_lowers_the_learning_rate_linearly_after_a_constant_stretch(real_episodes, tmp_path):
+    from main import build
+    from trainer import Trainer
+    from data.episode import list_episodes
+    cfg = compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled", "training.lr=1e-3",
+                              "training.warmup=10", "training.cooldown_from=100", "training.cooldown_steps=50",
+                              "training.cooldown_final=0.2", "training.steps=3"])
+    tr = Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
+                 build(cfg, "sampler"), tmp_path, list_episodes(real_episodes), {"mode": "disabled"}, {})
+    lrs = {}
+    for step in (4, 50, 100, 125, 150, 400):
+        tr.step = step
+        lrs[step] = tr._lr(1e-3)
+    assert lrs[4] == pytest.approx(5e-4)                               # warm-up
+    assert lrs[50] == lrs[100] == pytest.approx(1e-3)                  # constant until the cooldown
+    assert lrs[125] == pytest.approx(6e-4) and lrs[150] == lrs[400] == pytest.approx(2e-4)
