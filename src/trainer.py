@@ -117,6 +117,8 @@ class Trainer:
             self._resume()
         elif logger_cfg.get("init_from"):
             self._init_from(logger_cfg["init_from"])
+        elif logger_cfg.get("resume") and self.rank == 0:
+            print(f"resume=true but no checkpoint in {self.ckpt_dir}: starting from step 0")
         self._data_state = self.segments.state()
         b = data.batch_size
         lead = cfg.self_context_steps
