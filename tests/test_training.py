@@ -171,16 +171,21 @@ def test_lead_frames_extend_the_same_window_backwards(real_episodes):
     assert torch.equal(lead["target"], plain["target"]) and torch.equal(lead["scroll"], plain["scroll"])
 
 
-def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_drawings(real_episodes, tmp_path):
+def _trainer(cfg, episodes_dir, run_dir):
+    """A Trainer built the way main.py builds it, on the real fixture episodes."""
+    from data.episode import list_episodes
     from main import build
     from trainer import Trainer
-    from data.episode import list_episodes
+    return Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
+                   build(cfg, "sampler"), run_dir, list_episodes(episodes_dir), {"mode": "disabled"}, {})
+
+
+def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_drawings(real_episodes, tmp_path):
     from models.world_model import to_model
     cfg = compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
                               "training.self_context_steps=2", "training.self_context_fraction=0.5",
                               "model.denoiser.sigma_max_fraction=0.5", "training.steps=3"])
-    tr = Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
-                 build(cfg, "sampler"), tmp_path, list_episodes(real_episodes), {"mode": "disabled"}, {})
+    tr = _trainer(cfg, real_episodes, tmp_path)
     batch = tr.segments.sample(8, lead=2)
     real = to_model(batch["obs"])
     obs, act, past = tr.self_context(real, batch["act"], batch["past_scroll"])
@@ -206,14 +211,10 @@ def test_scroll_agreement_is_split_by_rollout_step():
 
 
 def test_cooldown_lowers_the_learning_rate_linearly_after_a_constant_stretch(real_episodes, tmp_path):
-    from main import build
-    from trainer import Trainer
-    from data.episode import list_episodes
     cfg = compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled", "training.lr=1e-3",
                               "training.warmup=10", "training.cooldown_from=100", "training.cooldown_steps=50",
                               "training.cooldown_final=0.2", "training.steps=3"])
-    tr = Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
-                 build(cfg, "sampler"), tmp_path, list_episodes(real_episodes), {"mode": "disabled"}, {})
+    tr = _trainer(cfg, real_episodes, tmp_path)
     lrs = {}
     for step in (4, 50, 100, 125, 150, 400):
         tr.step = step

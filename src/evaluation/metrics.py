@@ -58,10 +58,6 @@ def agreement_by_step(dream_scroll: np.ndarray, real_scroll: np.ndarray, spans: 
     """Direction agreement on the steps where the real game scrolls, per span of rollout steps:
     (N, T) scrolls of N rollouts, spans of 1-based steps (first, last) -> {"first-last": agreement or None}.
     Shows where open-loop control is lost: a model that drifts agrees early and not late."""
-    d, r = np.asarray(dream_scroll, np.int64), np.asarray(real_scroll, np.int64)
-    out = {}
-    for first, last in spans:
-        dd, rr = d[:, first - 1:last], r[:, first - 1:last]
-        m = rr != 0
-        out[f"{first}-{last}"] = float((np.sign(dd[m]) == np.sign(rr[m])).mean()) if m.any() else None
-    return out
+    d, r = np.asarray(dream_scroll), np.asarray(real_scroll)
+    return {f"{first}-{last}": controllability(d[:, first - 1:last].ravel(), r[:, first - 1:last].ravel())["direction_agreement"]
+            for first, last in spans}
