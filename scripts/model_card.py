@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,8 @@ def fidelity_table(report: dict) -> str:
         for h, v in r.get("psnr_240x256", {}).items():
             lines.append(f"| {name} | rollout PSNR 240x256 at {h} steps (dB) | {fmt(v)} | "
                          f"{fmt(r['psnr_240x256_copy_last'][h])} |")
+        for h, v in r.get("psnr_240x256_real_scroll", {}).items():
+            lines.append(f"| {name} | rollout PSNR 240x256 at {h} steps, camera forced to the real scroll (dB) | {fmt(v)} | |")
         c = s.get("controllability", {})
         if c:
             lines.append(f"| {name} | scroll direction agreement (steps where the real game scrolls) | "
@@ -61,7 +64,6 @@ def main() -> None:
     sp = report.get("speed", {})
     params = {}
     try:
-        import sys
         sys.path.insert(0, str(ROOT / "src"))
         from models.world_model import WorldModel
         m, _ = WorldModel.load(ck)
@@ -88,6 +90,23 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
 {fmt(sp.get('fps'))} frames/s (stages in ms: {', '.join(f'{k} {v:.1f}' for k, v in sp.get('ms_per_stage_median', {}).items())}).
 
 ![real (left) vs dream (right), open loop with the real actions](report.gif)
+"""
+    curve = sorted((ck / "curve").glob("*.json"))
+    if curve:                       # reports of earlier checkpoints: scripts/fidelity_curve.py
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from fidelity_curve import load_points, picture, table
+        series = load_points(curve)
+        picture(series).save(ck / "curve" / "fidelity_curve.png")
+        ev = json.loads(curve[0].read_text())
+        card += f"""
+## Fidelity over training (`scripts/fidelity_curve.py`, reports in `curve/`)
+
+The same evaluation of earlier shipped checkpoints (git history), smaller: {ev['sets'][next(iter(ev['sets']))]['next_frame']['samples']}
+next-frame samples and {ev['sets'][next(iter(ev['sets']))]['rollout']['segments']} windows of 30 steps per set, all with the sampler above.
+
+{table(series)}
+
+![fidelity against training step, targets dashed](curve/fidelity_curve.png)
 """
     if a.notes:
         card += "\n" + Path(a.notes).read_text()

@@ -129,12 +129,27 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     nf = s["next_frame"]
     assert nf["samples"] == 8 and 0 < nf["psnr_240x256_copy_last"] < 100 and 0 < nf["ssim_240x256"] <= 1
     assert 0 < nf["psnr_240x256_upsampler_real_lowres"] < 100          # the upsampler's share of the error
-    assert set(s["rollout"]["psnr_240x256"]) == {"1", "5", "15", "30"}
+    assert set(s["rollout"]["psnr_240x256"]) == set(s["rollout"]["psnr_240x256_real_scroll"]) == {"1", "5", "15", "30"}
+    assert 0 < s["rollout"]["psnr_240x256_real_scroll"]["30"] < 100
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
     assert set(s["controllability"]["direction_agreement_by_step"]) == {"1-3", "4-8", "9-15", "16-30"}
     assert s["controllability_real_context"]["steps"] == s["controllability"]["steps"] == 2 * 30
-    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
+    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 2   # the fast preset
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
+    # the fidelity curve reads evaluate reports: this one and the shipped model's
+    png, shipped = tmp_path / "curve.png", ROOT / "checkpoints" / "report.json"
+    r = subprocess.run([sys.executable, "scripts/fidelity_curve.py", str(out), str(shipped), "--out", str(png)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    step = json.loads(shipped.read_text())["training_step"]
+    assert f"| episodes | {rep['training_step']} |" in r.stdout and f"| heldout_levels | {step} |" in r.stdout
+    from PIL import Image
+    assert Image.open(png).size[0] == 3 * 360
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"sets": {}}')
+    r = subprocess.run([sys.executable, "scripts/fidelity_curve.py", str(bad), "--out", str(png)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not an evaluate report" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_spawns, tmp_path):
@@ -222,3 +237,21 @@ def test_cooldown_lowers_the_learning_rate_linearly_after_a_constant_stretch(rea
     assert lrs[4] == pytest.approx(5e-4)                               # warm-up
     assert lrs[50] == lrs[100] == pytest.approx(1e-3)                  # constant until the cooldown
     assert lrs[125] == pytest.approx(6e-4) and lrs[150] == lrs[400] == pytest.approx(2e-4)
+
+
+def test_real_scroll_rollouts_move_the_camera_with_the_real_game(tiny_checkpoint, real_episodes):
+    from data.episode import list_episodes
+    from envs.world_model_env import load_sampler
+    from evaluation.fidelity import Rollout, pick_segments
+    from models.motion import estimate_scrolls
+    from models.world_model import WorldModel
+    model, _ = WorldModel.load(tiny_checkpoint)
+    segs = pick_segments(list_episodes(real_episodes), model.context + 12, 4, np.random.default_rng(0), "t")
+    roll = Rollout(model, load_sampler("fast"), torch.device("cpu"), None)
+    forced, _, _ = roll.run(segs, 12, real_scroll=True)
+    c = model.context
+    assert any(s.scrolls[c - 1:c - 1 + 12].any() for s in segs)          # the real camera moves somewhere
+    for s, dream in zip(segs, forced):
+        real = s.scrolls[c - 1:c - 1 + 12]
+        seen = estimate_scrolls(np.concatenate([s.frames[c - 1:c], dream]))   # the camera of the dream's frames
+        assert np.mean(seen == real) >= 0.75, (seen, real)

@@ -25,6 +25,7 @@ class EvalConfig:
     next_frame_samples: int = 256
     rollouts: int = 16
     horizons: list[int] = field(default_factory=lambda: [1, 5, 15, 30])
+    real_scroll_rollouts: bool = True   # the rollouts again with the real camera scroll forced (camera vs content)
     batch_size: int = 16
     speed_steps: int = 30
     seed: int = 0
@@ -59,9 +60,10 @@ class Rollout:
         self.mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
         self.gen = torch.Generator(device).manual_seed(seed)
 
-    def run(self, segs: list[Segment], steps: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    def run(self, segs: list[Segment], steps: int, real_scroll: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """Context = the first `c` frames of each segment; returns dream (B, steps, 240,256,3) and
-        (B, steps, 60,64,3) uint8 and the per-step timings."""
+        (B, steps, 60,64,3) uint8 and the per-step timings. real_scroll: the camera follows the real
+        game (its image-estimated scrolls) instead of the scroll head."""
         c, dev = self.model.context, self.device
         full = np.stack([s.frames for s in segs])                            # (B, L, H, W, 3)
         acts = np.stack([s.actions for s in segs])
@@ -71,7 +73,9 @@ class Rollout:
         outs_full, outs_low, times = [], [], []
         for t in range(steps):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
-            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen)
+            k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
+                if real_scroll else None
+            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k)
             obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
@@ -144,11 +148,14 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
     rsegs = pick_segments(paths, c + hmax, cfg.rollouts, rng, name)
     pics = {}
     if rsegs:
-        dream_all, real_all = [], []
+        dream_all, real_all, forced_all = [], [], []
         for b in tqdm(list(_batches(rsegs, cfg.batch_size)), desc=f"rollouts {name}", leave=False):
             dream, _, _ = roll.run(b, hmax)
             dream_all.append(dream)
             real_all.append(np.stack([s.frames[c:c + hmax] for s in b]))
+        if cfg.real_scroll_rollouts:    # after the others: their random draws stay those of earlier reports
+            forced_all = [roll.run(b, hmax, real_scroll=True)[0] for b in
+                          tqdm(list(_batches(rsegs, cfg.batch_size)), desc=f"real-scroll rollouts {name}", leave=False)]
         dream, real = np.concatenate(dream_all), np.concatenate(real_all)     # (N, hmax, H, W, 3)
         last = np.stack([s.frames[c - 1] for s in rsegs])
         rep["rollout"] = {"segments": len(rsegs), "psnr_240x256": {}, "psnr_240x256_copy_last": {},
@@ -159,6 +166,10 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
             r["psnr_240x256_copy_last"][str(h)] = float(np.mean(psnr_per_frame(last, real[:, h - 1])))
             r["psnr_60x64"][str(h)] = float(np.mean(psnr_per_frame(downsample(dream[:, h - 1]), downsample(real[:, h - 1]))))
             r["psnr_60x64_copy_last"][str(h)] = float(np.mean(psnr_per_frame(downsample(last), downsample(real[:, h - 1]))))
+        if forced_all:      # how much of the rollout error is the camera: the same rollouts, real scrolls forced
+            forced = np.concatenate(forced_all)
+            rep["rollout"]["psnr_240x256_real_scroll"] = {
+                str(h): float(np.mean(psnr_per_frame(forced[:, h - 1], real[:, h - 1]))) for h in cfg.horizons}
         # controllability: scroll between consecutive frames, estimated from the images of each
         d_scroll = np.stack([estimate_scrolls(np.concatenate([last[i:i + 1], dream[i]])) for i in range(len(dream))])
         r_scroll = np.stack([estimate_scrolls(np.concatenate([last[i:i + 1], real[i]])) for i in range(len(real))])
