@@ -1,6 +1,6 @@
 """Play speed: the full dream pipeline (scroll head, denoiser, upsampler) at batch 1, per stage.
 
-    python scripts/bench_sample.py [--checkpoint DIR] [--steps 30] [--runs 3]
+    python scripts/bench_sample.py [--checkpoint DIR] [--steps 30] [--runs 3] [--compile]
 
 Runs WorldModelEnv (the same object the player uses) from a spawn with random actions and reports
 frames/s and the median milliseconds of each stage, for fp32 and bf16 and several denoising steps.
@@ -43,16 +43,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--denoising-steps", default="1,2,3,4")
+    ap.add_argument("--compile", action="store_true", help="also fp32 with torch.compile (play.py --compile)")
     a = ap.parse_args()
     print(f"threads {torch.get_num_threads()}, median of {a.runs} runs x {a.steps} steps, batch 1, 240x256 out")
     print("| precision | denoising steps | frames/s | scroll+denoiser ms | upsampler ms | total ms |\n|---|---|---|---|---|---|")
-    for precision in ("fp32", "bf16"):
+    variants = [("fp32", False), ("bf16", False)] + ([("fp32", True)] if a.compile else [])
+    for precision, compiled in variants:
         for n in [int(x) for x in a.denoising_steps.split(",")]:
-            env = WorldModelEnv(checkpoint=a.checkpoint, spawn_dir=a.spawn_dir, denoising_steps=n, precision=precision)
+            env = WorldModelEnv(checkpoint=a.checkpoint, spawn_dir=a.spawn_dir, denoising_steps=n, precision=precision,
+                                compile=compiled)
             rows = [run_once(env, a.steps, s) for s in range(a.runs)]
             fps = statistics.median(r[0] for r in rows)
             ms = {k: statistics.median(r[1][k] for r in rows) for k in rows[0][1]}
-            print(f"| {precision} | {n} | {fps:.1f} | {ms['denoiser']:.1f} | {ms['upsampler']:.1f} | {ms['total']:.1f} |",
+            name = precision + (", compiled" if compiled else "")
+            print(f"| {name} | {n} | {fps:.1f} | {ms['denoiser']:.1f} | {ms['upsampler']:.1f} | {ms['total']:.1f} |",
                   flush=True)
 
 

@@ -103,6 +103,19 @@ def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, t
     env.close()
 
 
+@pytest.mark.slow
+def test_compiled_dream_draws_the_same_frames(tiny_checkpoint, tiny_spawns):
+    from envs.world_model_env import WorldModelEnv
+    frames = {}
+    for compiled in (False, True):
+        env = WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tiny_spawns, compile=compiled)
+        assert (env.model.denoiser._compiled_call_impl is not None) == compiled    # nn.Module.compile() took
+        env.reset(seed=3, options={"spawn": 0})
+        frames[compiled] = np.stack([env.step(a)[0] for a in (0x80, 0x81, 0x80, 0x40)]).astype(int)
+    diff = np.abs(frames[True] - frames[False])
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 8      # same pictures up to float rounding
+
+
 def test_dream_env_errors_are_one_line(tmp_path, tiny_checkpoint):
     from envs.world_model_env import CheckpointError, SpawnError, WorldModelEnv
     with pytest.raises(CheckpointError, match="no world-model checkpoint"):

@@ -19,6 +19,7 @@ class PlayConfig:
     fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
     steps: int | None = None           # denoising steps (None: the checkpoint's default)
     sampler: str = "fast"
+    compile: bool = False              # torch.compile the model (faster frames, slower start)
     device: str = "auto"
     threads: int | None = None         # torch threads; None: torch's default (all cores)
     record: str | None = None          # directory for human-source episodes
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoising-steps", "--steps", type=int, dest="steps",
                    help="denoising steps per frame (default: the checkpoint's)")
     p.add_argument("--sampler", choices=("fast", "quality"), default=d.sampler, help="sampler preset")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the world model: ~30%% faster frames, ~1 min to start the first time")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: all cores; 1 on a busy machine)")
     p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")

@@ -44,12 +44,16 @@ def make_dream(cfg: PlayConfig) -> Any:
         # The session picks starts itself and truncates both sides of --compare at the same step,
         # so the env's own episode limit is out of the way.
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.steps,
-                                 sampler=cfg.sampler, max_episode_steps=UNLIMITED)
+                                 sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile)
     except mod.CheckpointError as e:
         msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None
+    except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; anything it raises is one line
+        if not cfg.compile:
+            raise
+        raise PlayError(f"--compile failed ({type(e).__name__}: {one_line(e)[:200]}); play without --compile") from None
 
 
 def make_real_factory(cfg: PlayConfig) -> RealBuilder:

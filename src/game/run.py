@@ -65,7 +65,7 @@ def open_renderer(sides: list[str], scale: int) -> Renderer:
 
 
 def run_window(cfg: PlayConfig) -> dict[str, Any]:
-    print(f"loading {cfg.mode} ...", flush=True)
+    print(f"loading {cfg.mode}" + (" (compiling the model: ~1 min the first time)" if cfg.compile else "") + " ...", flush=True)
     session = Session(cfg)
     try:
         renderer = open_renderer(session.sides, cfg.scale)
