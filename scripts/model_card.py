@@ -101,8 +101,8 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
         card += f"""
 ## Fidelity over training (`scripts/fidelity_curve.py`, reports in `curve/`)
 
-The same evaluation of earlier shipped checkpoints (git history), smaller: {ev['sets'][next(iter(ev['sets']))]['next_frame']['samples']}
-next-frame samples and {ev['sets'][next(iter(ev['sets']))]['rollout']['segments']} windows of 30 steps per set, all with the sampler above.
+The same evaluation of checkpoints along the run (`checkpoint` in each report says which), smaller: {ev['sets'][next(iter(ev['sets']))]['next_frame']['samples']}
+next-frame samples and {ev['sets'][next(iter(ev['sets']))]['rollout']['segments']} windows of 30 steps per set, all with a {ev['sampler']['num_steps']}-step sampler.
 
 {table(series)}
 

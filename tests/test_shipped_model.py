@@ -60,3 +60,17 @@ def test_model_card_numbers_come_from_the_committed_report():
     meta = json.loads((CKPT / "model.json").read_text())
     assert report["training_step"] == meta["step"]
     assert re.search(rf"{meta['step']} denoiser steps", card)
+
+
+def test_model_card_curve_and_sampler_ablation_come_from_committed_reports():
+    card = (CKPT / "README.md").read_text()
+    curve = sorted((CKPT / "curve").glob("*.json"))
+    assert len(curve) >= 3 and (CKPT / "curve" / "fidelity_curve.png").exists()
+    for f in curve:
+        rep = json.loads(f.read_text())
+        for name, s in rep["sets"].items():
+            assert f"| {name} | {rep['training_step']} | {s['next_frame']['psnr_240x256']:.2f} |" in card
+    sharp = json.loads((CKPT / "report_sharp.json").read_text())
+    assert sharp["sampler"]["num_steps"] == 2 and sharp["training_step"] == json.loads((CKPT / "model.json").read_text())["step"]
+    for s in sharp["sets"].values():
+        assert f"{s['rollout']['psnr_240x256']['15']:.2f}" in card and f"{s['next_frame']['psnr_240x256']:.2f}" in card

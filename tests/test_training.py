@@ -147,7 +147,7 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
     assert set(s["controllability"]["direction_agreement_by_step"]) == {"1-3", "4-8", "9-15", "16-30"}
     assert s["controllability_real_context"]["steps"] == s["controllability"]["steps"] == 2 * 30
-    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 2   # the fast preset
+    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
     # the fidelity curve reads evaluate reports: this one and the shipped model's
     png, shipped = tmp_path / "curve.png", ROOT / "checkpoints" / "report.json"

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
     p.add_argument("--denoising-steps", "--steps", type=int, dest="steps",
                    help="denoising steps per frame (default: the checkpoint's)")
-    p.add_argument("--sampler", choices=("fast", "quality"), default=d.sampler, help="sampler preset")
+    p.add_argument("--sampler", choices=("fast", "sharp", "quality"), default=d.sampler,
+                   help="sampler preset: fast (1 step, game speed), sharp (2 steps), quality (3 Heun steps)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: ~30%% faster frames, ~1 min to start the first time")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
