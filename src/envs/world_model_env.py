@@ -68,8 +68,9 @@ class WorldModelEnv(gym.Env):
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
         self.model = prepare_module(model, self.device)
-        # fp32 by default: at batch 1 on this CPU bf16 autocast is slower (conversions outweigh the
-        # faster convolutions: 50 vs 43 ms a frame, scripts/bench_sample.py); "auto" picks bf16 where supported
+        # fp32 by default: at batch 1 on this CPU bf16 autocast gains nothing measurable (its faster
+        # convolutions pay for dtype conversions: 25.9 vs 27.7 frames/s, within the machine's noise,
+        # scripts/bench_sample.py); "auto" picks bf16 where supported
         self.amp = autocast_dtype(self.device, precision)
         self.sampler = load_sampler(sampler, denoising_steps)
         if compile:
