@@ -51,6 +51,28 @@ def fidelity_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def playability_table(report: dict) -> str:
+    """What a player sees: long open-loop windows per set and the hands-on minute from the spawns."""
+    rows = [("10-s windows, real actions", name, s["playability"]) for name, s in report["sets"].items()
+            if "runs" in s.get("playability", {})]
+    sp = report.get("playability_spawns", {})
+    if sp.get("all"):
+        rows.append((f"hands-on, {sp['steps']} steps from each spawn", "spawns", sp["all"]))
+    if not rows:
+        return ""
+    pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
+    lines = ["| run | set | runs | Mario shown | near the game's Mario, steps 1-15 | camera travel / game's (median) "
+             "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
+             "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for what, name, p in rows:
+        ps = " / ".join(fmt(v) for v in p.get("psnr_240x256", {}).values()) or "—"
+        lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_near_early'))} "
+                     f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "
+                     f"| {pct(p['runs_without_long_stall'])} | {pct(p['alive_at_end'])} ({fmt(p['death_step_median'])}) "
+                     f"| {fmt(p['sharpness_ratio'])} | {ps} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints"))
@@ -90,6 +112,20 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
 {fmt(sp.get('fps'))} frames/s (stages in ms: {', '.join(f'{k} {v:.1f}' for k, v in sp.get('ms_per_stage_median', {}).items())}).
 
 ![real (left) vs dream (right), open loop with the real actions](report.gif)
+"""
+    play = playability_table(report)
+    if play:
+        card += f"""
+## Playability (`python src/evaluate.py`: what a player sees over long open-loop play)
+
+"Mario shown": a sharp Mario on screen (his three palette colours, >= 20 pixels each in a 16x16 window;
+a blurred or ghosted Mario has none of the exact colours). "Near": within 8 px of where the game has him.
+"Stall": the dream's camera still while the game's moves. "Dead": Mario lost for good or the camera
+stalled for good. Sharpness: mean luminance gradient of the playfield against the game's.
+
+{play}
+
+![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
 """
     curve = sorted((ck / "curve").glob("*.json"))
     if curve:                       # reports of earlier checkpoints: scripts/fidelity_curve.py

@@ -53,6 +53,9 @@ def check(training, data, den, up, sampler) -> None:
             config_error(f"{name} must be in [0, 1], got {v}")
     if training.self_context_steps < 0:
         config_error(f"training.self_context_steps must be >= 0, got {training.self_context_steps}")
+    from models.motion import REVEAL_FILLS
+    if den.reveal_fill not in REVEAL_FILLS:
+        config_error(f"model.denoiser.reveal_fill must be one of {', '.join(REVEAL_FILLS)}, got {den.reveal_fill!r}")
     if data.weighting not in ("uniform", "episode"):
         config_error(f"data.weighting must be uniform or episode, got {data.weighting!r}")
 

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from data.segments import DataConfig, FramePairPool, Prefetcher, SegmentSampler, load_lowres_episodes
 from models.denoiser import DenoiserConfig
-from models.motion import apply_scroll
 from models.sampler import SamplerConfig
 from models.upsampler import UpsamplerConfig
 from models.world_model import WorldModel, to_model
@@ -173,7 +172,7 @@ class Trainer:
         b, dev = self.pool.sample(self.data_cfg.upsampler_batch_size), self.device
         prev, nxt, low = to_model(b["prev"], dev), to_model(b["next"], dev), to_model(b["next_low"], dev)
         with autocast(dev, self.amp):
-            loss, stats = self.up_loss(apply_scroll(prev, b["scroll"]), low, nxt)
+            loss, stats = self.up_loss(self.model.shift_full(prev, b["scroll"]), low, nxt)
         loss.backward()
         self._opt_step(self.opt_up, self.model.upsampler.parameters(), self.cfg.upsampler_lr)
         self.up_steps += 1

@@ -16,7 +16,6 @@ import torch
 
 from data.segments import SegmentSampler
 from evaluation.metrics import psnr
-from models.motion import apply_scroll
 from models.world_model import to_model, to_uint8
 
 
@@ -35,7 +34,7 @@ def sample_strip(model, segments: SegmentSampler, pool, sampler_cfg, device, amp
     rng = np.random.default_rng(0)
     i = rng.integers(pool.size, size=rows)
     prev, nxt = to_model(pool.prev[i], device), pool.next[i]
-    up = to_uint8(model.upsampler(apply_scroll(prev, torch.as_tensor(pool.scroll[i])), to_model(pool.next_low[i], device)))
+    up = to_uint8(model.upsampler(model.shift_full(prev, torch.as_tensor(pool.scroll[i])), to_model(pool.next_low[i], device)))
     metrics["strip/psnr_upsampler"] = psnr(up, nxt)
     metrics["strip/psnr_full_copy_last"] = psnr(pool.prev[i], nxt)
     big = lambda x: x.repeat(4, axis=-3).repeat(4, axis=-2)          # noqa: E731

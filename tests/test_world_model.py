@@ -172,3 +172,39 @@ def test_motion_weight_emphasises_only_the_pixels_the_step_changes():
     w = weighted.motion_pixels(obs, scroll, moved)
     assert torch.all(w[:, :, 31:33, 21:23] == 10) and torch.all(w[:, :, :20] == 1)
     assert loss(plain, moved) != pytest.approx(loss(weighted, moved), rel=1e-3)
+
+
+def test_tile_fill_of_the_revealed_strip_beats_repeating_the_edge_on_real_frames(real_episodes):
+    from data.episode import list_episodes, read_episode
+    from models.motion import estimate_scrolls
+    errs = {"edge": [], "tile": []}
+    for p in list_episodes(real_episodes):
+        f = read_episode(p).frames
+        k = torch.as_tensor(estimate_scrolls(f)).long()
+        keep = k > 0                                                   # steps where the camera moves right
+        if not keep.any():
+            continue
+        prev, nxt, k = to_model(f[:-1][keep.numpy()]), to_model(f[1:][keep.numpy()]), k[keep]
+        shifted = {fill: apply_scroll(prev, k, fill=fill) for fill in errs}
+        inside = torch.arange(256) < 256 - 16                            # never in a revealed strip (k <= 16)
+        assert torch.equal(shifted["edge"][..., inside], shifted["tile"][..., inside])
+        revealed = (torch.arange(256).view(1, 1, 1, -1) >= 256 - k.view(-1, 1, 1, 1)).expand(-1, 3, 208, -1)
+        for fill, s in shifted.items():
+            errs[fill].append((s - nxt)[:, :, 32:][revealed].abs().mean().item())
+            low_exact = area_downsample(s)
+            assert (low_exact - shift_lowres(area_downsample(prev), k, fill=fill)).abs().mean() < 0.05
+    assert errs["tile"] and np.mean(errs["tile"]) < 0.9 * np.mean(errs["edge"])
+    with pytest.raises(ValueError, match="reveal fill"):
+        apply_scroll(prev, k, fill="mirror")
+
+
+def test_upsampler_motion_weight_counts_only_the_pixels_the_prior_gets_wrong():
+    torch.manual_seed(0)
+    prior = torch.rand(2, 3, 240, 256) * 2 - 1
+    low = area_downsample(prior)
+    target = prior.clone()
+    target[:, :, 100:116, 120:136] = 1.0                        # a sprite the prior does not show
+    plain, weighted = Upsampler(UpsamplerConfig(lowres_noise=0)), Upsampler(UpsamplerConfig(lowres_noise=0, motion_weight=8))
+    weighted.load_state_dict(plain.state_dict())                 # both start as "the prior"
+    assert weighted.loss(prior, low, target)[0] > 5 * plain.loss(prior, low, target)[0]
+    assert weighted.loss(prior, low, prior)[0] == plain.loss(prior, low, prior)[0] == 0

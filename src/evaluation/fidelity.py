@@ -15,7 +15,7 @@ import actions as A
 from data.episode import episode_length, read_episode, read_frames
 from data.lowres import downsample
 from evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
-from models.motion import apply_scroll, estimate_scrolls
+from models.motion import estimate_scrolls
 from models.world_model import WorldModel, to_model, to_uint8
 from utils.device import autocast, autocast_dtype
 
@@ -113,7 +113,7 @@ class Rollout:
         low = to_model(downsample(np.stack([s.frames[c] for s in segs])), dev)
         k = torch.as_tensor(np.array([s.scrolls[c - 1] for s in segs]), dtype=torch.long, device=dev)
         with autocast(dev, self.amp):
-            return to_uint8(self.model.upsampler(apply_scroll(last, k), low).float())
+            return to_uint8(self.model.upsampler(self.model.shift_full(last, k), low).float())
 
 
 def _batches(items, n):

@@ -45,6 +45,9 @@ class DenoiserConfig:
     scroll_channels: int = 32                         # the scroll head's width
     scroll_loss_weight: float = 0.1
     past_scroll_dropout: float = 0.25                 # hide the past scrolls from the scroll head this often
+    # What the prior shows in the strip the camera reveals (models.motion._source_columns): "edge"
+    # repeats the edge column, "tile" copies whole tiles back. Also the upsampler's full-res prior.
+    reveal_fill: str = "edge"
 
 
 class Denoiser(nn.Module):
@@ -91,10 +94,9 @@ class Denoiser(nn.Module):
         f = self.unet(x.contiguous(memory_format=torch.channels_last), cond).float()
         return c_skip * noisy + c_out * f
 
-    @staticmethod
-    def prior(obs: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
+    def prior(self, obs: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The last context frame shifted by the scroll (B, context, 3, H, W) -> (B, 3, H, W)."""
-        return shift_lowres(obs[:, -1], scroll)
+        return shift_lowres(obs[:, -1], scroll, fill=self.cfg.reveal_fill)
 
     def sample_sigma(self, n: int, device) -> torch.Tensor:
         c = self.cfg

@@ -16,6 +16,22 @@ HUD_ROWS = 32                  # the status bar (score, coins, world, time) does
 MAX_SHIFT = 16                 # pixels per step at frame-skip 4 (Mario's top speed is ~3 px/frame)
 NUM_SHIFTS = 2 * MAX_SHIFT + 1
 _ORDER = sorted(range(-MAX_SHIFT, MAX_SHIFT + 1), key=abs)  # ties go to the smallest |k|
+TILE = 16                      # px: SMB's level is a grid of 16x16 metatiles
+REVEAL_FILLS = ("edge", "tile")
+
+
+def _source_columns(x: torch.Tensor, k: torch.Tensor, w: int, fill: str, period: int) -> torch.Tensor:
+    """Column each output column copies when the playfield moves left by k: x + k inside the frame; in
+    the strip the camera reveals, the edge column ("edge") or the column a whole number of tiles back
+    inside the frame ("tile": sky stays sky and the ground keeps its bricks, where repeating the edge
+    column draws horizontal streaks that the networks then have to paint over, step after step)."""
+    src = x + k
+    if fill == "tile":
+        src = src - (src - (w - 1)).clamp_min(0).add(period - 1).div(period, rounding_mode="floor") * period
+        src = src + (-src).clamp_min(0).add(period - 1).div(period, rounding_mode="floor") * period
+    elif fill != "edge":
+        raise ValueError(f"reveal fill must be one of {REVEAL_FILLS}, got {fill!r}")
+    return src.clamp(0, w - 1)
 
 
 @torch.no_grad()
@@ -46,22 +62,25 @@ def estimate_scroll(prev: np.ndarray, nxt: np.ndarray) -> int:
     return int(estimate_scrolls(np.stack([prev, nxt]))[0])
 
 
-def apply_scroll(frames: torch.Tensor, k: torch.Tensor, hud_rows: int = HUD_ROWS) -> torch.Tensor:
+def apply_scroll(frames: torch.Tensor, k: torch.Tensor, hud_rows: int = HUD_ROWS, fill: str = "edge",
+                 period: int = TILE) -> torch.Tensor:
     """Shift the playfield of (B, C, H, W) frames left by k[b] pixels (right if negative).
 
-    The HUD rows stay; the strip the camera reveals is filled by repeating the edge column
-    (the networks paint it). Works at any resolution if k and hud_rows are given in its pixels.
+    The HUD rows stay; the strip the camera reveals is filled as `fill` says (_source_columns) and the
+    networks paint what it gets wrong. Works at any resolution if k, hud_rows and period are given in
+    its pixels.
     """
     b, c, h, w = frames.shape
     k = k.to(frames.device).long().view(b, 1, 1, 1)
     x = torch.arange(w, device=frames.device).view(1, 1, 1, w)
-    src = (x + k).clamp(0, w - 1).expand(b, c, h - hud_rows, w)
+    src = _source_columns(x, k, w, fill, period).expand(b, c, h - hud_rows, w)
     out = frames.clone()
     out[:, :, hud_rows:] = torch.gather(frames[:, :, hud_rows:], 3, src)
     return out
 
 
-def shift_lowres(frames: torch.Tensor, k: torch.Tensor, factor: int = 4, hud_rows: int = HUD_ROWS) -> torch.Tensor:
+def shift_lowres(frames: torch.Tensor, k: torch.Tensor, factor: int = 4, hud_rows: int = HUD_ROWS,
+                 fill: str = "edge") -> torch.Tensor:
     """The low-res version of `apply_scroll` from low-res frames alone: (B, C, H, W) shifted by k/factor
     low-res pixels (k in full-res pixels), linear interpolation for the fractional part.
 
@@ -75,8 +94,8 @@ def shift_lowres(frames: torch.Tensor, k: torch.Tensor, factor: int = 4, hud_row
     x = torch.arange(w, device=frames.device).view(1, 1, 1, w)
     hud = hud_rows // factor
     play = frames[:, :, hud:]
-    i0 = (x + q.long()).clamp(0, w - 1).expand(b, c, h - hud, w)
-    i1 = (x + q.long() + 1).clamp(0, w - 1).expand(b, c, h - hud, w)
+    i0 = _source_columns(x, q.long(), w, fill, TILE // factor).expand(b, c, h - hud, w)
+    i1 = _source_columns(x, q.long() + 1, w, fill, TILE // factor).expand(b, c, h - hud, w)
     out = frames.clone()
     out[:, :, hud:] = torch.gather(play, 3, i0) * (1 - frac) + torch.gather(play, 3, i1) * frac
     return out

@@ -72,10 +72,15 @@ class WorldModel(nn.Module):
             low = self.denoiser.sample_next(obs, act, scroll, sampler, generator)
             times["denoiser"] = (time.perf_counter() - t0) * 1e3
             t1 = time.perf_counter()
-            full = self.upsampler(apply_scroll(last_full, scroll), low).float()
+            full = self.upsampler(self.shift_full(last_full, scroll), low).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
         times["total"] = (time.perf_counter() - t0) * 1e3
         return StepOutput(low, full, scroll, times)
+
+    def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
+        """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
+        filled as the denoiser's low-res prior is."""
+        return apply_scroll(frames, scroll, fill=self.denoiser.cfg.reveal_fill)
 
     # --- checkpoint folder ---
     def save(self, folder: str | Path, meta: dict | None = None, dtype: torch.dtype | None = None) -> Path:
