@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-import time
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +114,14 @@ class LiveGame:
         self.recent: deque[dict[str, bytes]] = deque(maxlen=frames)     # JPEGs per step, the last minute
         self.last: Shown | None = None
         self.steps = 0
+        self.lock = threading.Lock()      # a download may come in (HTTP) while the game steps (its worker)
 
     # --- play ------------------------------------------------------------------------------------
     def reset(self, advance: int = 0) -> Played:
+        with self.lock:
+            return self._reset(advance)
+
+    def _reset(self, advance: int) -> Played:
         shown = self.session.reset(advance)
         if self.agent is not None:
             self.agent.bind(self.session.real_env or self.session.dream)
@@ -125,6 +130,10 @@ class LiveGame:
 
     def step(self, buttons: int = 0) -> Played:
         """One game step with the person's `buttons`, or the agent's choice when an agent plays."""
+        with self.lock:
+            return self._step(buttons)
+
+    def _step(self, buttons: int) -> Played:
         text = None
         if self.agent is not None:
             side = self._agent_side()
@@ -148,6 +157,10 @@ class LiveGame:
     # --- downloads -------------------------------------------------------------------------------
     def episode_file(self) -> Path | None:
         """The episode being played, saved now (HDF5, data/episode.py); recording goes on from here."""
+        with self.lock:
+            return self._episode_file()
+
+    def _episode_file(self) -> Path | None:
         last = self.last
         for side, rec in self.session.recorders.items():
             if rec.finish(stopped=True) is not None and last is not None and side in last.images:
@@ -161,10 +174,12 @@ class LiveGame:
         """The last minute of play (both sides side by side) as an animated GIF."""
         from PIL import Image
         from game.run import write_gif
-        if not self.recent:
+        with self.lock:
+            recent = list(self.recent)
+        if not recent:
             raise ValueError("nothing played yet")
         frames = []
-        for step in self.recent:
+        for step in recent:
             row = [np.asarray(Image.open(io.BytesIO(step[s])).convert("RGB")) for s in self.sides if s in step]
             frame = np.concatenate(row, axis=1)
             if self.cfg.gif_scale != 1.0:
@@ -177,7 +192,8 @@ class LiveGame:
         return buf.getvalue()
 
     def close(self) -> None:
-        self.session.close()
+        with self.lock:
+            self.session.close()
         if self.agent is not None:
             self.agent.close()
 
@@ -197,8 +213,4 @@ def _is_nes_level(level: str) -> bool:
 
 
 def action_name(byte: int) -> str:
-    return A.name(byte) if byte else "NOOP"
-
-
-def now() -> float:
-    return time.monotonic()
+    return A.name(byte)
