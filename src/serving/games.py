@@ -108,6 +108,7 @@ class LiveGame:
             world = "levels" if spec.world == "level" else ("dream" if side == "dream" else "nes")
             rec.source = f"{world}/{who}"
             rec.attrs["player"] = "src/serve.py"
+            rec.level_text = spec.level.text() if spec.level is not None else None
         self.agent = make_agent(spec.agent, spec.seed) if spec.agent else None
         self.sides = self.session.sides
         frames = max(1, int(round(self.cfg.gif_seconds * self.cfg.fps)))
