@@ -81,7 +81,7 @@ function onMessage(m) {
   else if (m.t === "busy") { setStatus("busy"); banner(`Busy: ${m.message}`); }
   else if (m.t === "loading") { banner(""); setStatus("loading the game"); }
   else if (m.t === "started") {
-    state.sides = m.sides; state.token = m.token; state.scale = m.sides.length > 1 ? 2 : 3;
+    state.sides = m.sides; state.token = m.token; window.smb.sides = m.sides.length; state.scale = m.sides.length > 1 ? 2 : 3;
     const c = $("screen"); c.width = 256 * state.scale * m.sides.length; c.height = 240 * state.scale;
     $("dl-episode").href = `/api/games/${m.token}/episode.hdf5`;
     $("dl-gif").href = `/api/games/${m.token}/last_minute.gif`;
@@ -153,6 +153,13 @@ async function makeLevel() {
   } finally { $("make-go").disabled = false; $("make-go").textContent = "Generate"; }
 }
 
+function placeholder() {
+  const c = $("screen"), ctx = c.getContext("2d");
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, c.width, c.height);
+  ctx.fillStyle = "#9a9aa8"; ctx.font = "28px system-ui, sans-serif"; ctx.textAlign = "center";
+  ctx.fillText("Start a game, play a level, or watch an agent", c.width / 2, c.height / 2);
+}
+
 // --- wiring --------------------------------------------------------------------------------------
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
@@ -175,4 +182,5 @@ document.addEventListener("keydown", (e) => { alive(); onKey(e, true); });
 document.addEventListener("keyup", (e) => onKey(e, false));
 document.addEventListener("mousemove", alive);
 window.addEventListener("blur", () => { state.held.clear(); send({ t: "keys", held: [], pressed: [] }); });
+placeholder();
 loadOptions();
