@@ -82,7 +82,7 @@ class WebApp:
         from starlette.responses import FileResponse, JSONResponse, Response
         from starlette.routing import Mount, Route, WebSocketRoute
         from starlette.staticfiles import StaticFiles
-        from starlette.websockets import WebSocket
+        from starlette.websockets import WebSocket, WebSocketDisconnect
 
         def error(msg: str, status: int = 400) -> JSONResponse:
             return JSONResponse({"error": msg}, status_code=status)
@@ -145,6 +145,8 @@ class WebApp:
             await ws.accept()
             try:
                 await GameConnection(ws, self).run()
+            except WebSocketDisconnect:
+                pass              # the page went away mid-send: the game was closed and its slot freed
             finally:
                 try:
                     await ws.close()

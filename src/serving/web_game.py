@@ -261,4 +261,5 @@ class GameConnection:
                 await self.ws.send_bytes(bytes([i]) + p.jpegs[side])
         await self.send(t="step", step=p.shown.step, fps=round(self.fps(), 1), action=action_name(p.action),
                         buttons=p.action, ended=p.shown.ended, agent_text=p.agent_text, info=p.info,
-                        note=p.shown.note, paused=self.controls.paused, sent=time.time())
+                        note=p.shown.note, paused=self.controls.paused,
+                        step_ms=round(max((v for k, v in p.shown.timings_ms.items() if "/" not in k), default=0.0), 1))
