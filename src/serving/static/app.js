@@ -60,7 +60,7 @@ function fillWatchAgents() {
 // --- the game ------------------------------------------------------------------------------------
 function startGame(request) {
   stopGame();
-  banner(""); $("agent-text").textContent = ""; $("agent-text").classList.toggle("hidden", !request.agent);
+  banner(""); $("agent-text").textContent = ""; $("agent-text").classList.add("hidden");
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/game`);
   ws.binaryType = "arraybuffer";
   state.ws = ws; state.held.clear();
@@ -93,7 +93,7 @@ function onMessage(m) {
     $("action").textContent = m.action;
     if (m.paused) setStatus("paused"); else if (window.smb.status === "paused") setStatus("playing");
     if (m.note) banner(m.note);
-    if (m.agent_text) { const t = $("agent-text"); t.textContent = (`${m.step}: ${m.agent_text}\n` + t.textContent).slice(0, 4000); }
+    if (m.agent_text) { const t = $("agent-text"); t.classList.remove("hidden"); t.textContent = (`${m.step}: ${m.agent_text}\n` + t.textContent).slice(0, 4000); }
   } else if (m.t === "error") { window.smb.lastError = m.message; banner(`Error: ${m.message}`); }
   else if (m.t === "idle") { setStatus("idle"); banner(m.message); }
 }
