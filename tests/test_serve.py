@@ -20,6 +20,7 @@ from serving.catalog import LevelStore, ServeError, check_number, spawn_by_id, s
 from serving.games import GameSpec, LiveGame
 from serving.level_maker import LevelMaker
 from serving.web_game import Controls, parse_start
+from chat_server import ChatServer, ChatServerConfig
 from web_server import running_web_app
 
 RIGHT = A.to_byte(["right"])
@@ -99,6 +100,13 @@ def test_agent_plays_a_generated_level_and_a_scripted_runner_plays_beside_the_dr
         assert ep.attrs["source"] == "levels/modular_mind" and ep.level_text == small_level.level.text()
     finally:
         game.close()
+    dream = LiveGame(GameSpec("level_dream", level=small_level.level))      # "dream it": the model from the level's start
+    try:
+        start = dream.reset().shown.images["dream"]
+        assert dream.sides == ["dream"] and np.abs(start.astype(int) - _level_start(small_level.level)).mean() < 1
+        assert dream.step(RIGHT).shown.images["dream"].shape == (240, 256, 3)
+    finally:
+        dream.close()
     compare = LiveGame(GameSpec("dream", spawn_by_id(0), agent="scripted"))
     try:
         assert compare.sides == ["dream", "real"]       # the runner reads the emulator's RAM
@@ -107,6 +115,30 @@ def test_agent_plays_a_generated_level_and_a_scripted_runner_plays_beside_the_dr
         assert set(p.jpegs) == {"dream", "real"} and p.action & A.BUTTON_BITS["right"]
     finally:
         compare.close()
+
+
+def _level_start(level) -> np.ndarray:
+    from envs.level_env import LevelEnv
+    env = LevelEnv(level_text=level.text())
+    frames = [env.reset(seed=0)[0]] + [env.step(0)[0] for _ in range(3)]
+    env.close()
+    return frames[-1].astype(int)
+
+
+def test_vlm_agent_is_offered_with_an_endpoint_and_its_replies_stream(monkeypatch):
+    with ChatServer(ChatServerConfig(default="3")) as srv:      # 3 = right+B in the simple set
+        levels = LevelStore()
+        with pytest.raises(ServeError, match="OPENAI_BASE_URL"):
+            parse_start({"world": "real", "agent": "vlm"}, levels)
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        spec = parse_start({"world": "real", "agent": "vlm", "spawn": 0}, levels)
+        game = LiveGame(spec)
+        try:
+            game.reset()
+            played = [game.step() for _ in range(3)]
+        finally:
+            game.close()
+    assert [p.agent_text for p in played][0] == "3" and all(p.action == A.to_byte(["right", "B"]) for p in played)
 
 
 # --- the server ----------------------------------------------------------------------------------
