@@ -137,7 +137,7 @@ def main() -> int:
     for n in players:
         print(f"{n} web player(s) ...", flush=True)
         rows.append(bench_web(n, a.runs, a.seconds))
-    print(f"\n| player | frames/s each (median, min) | key press -> frame (ms, median) | step (ms) | load |")
+    print("\n| player | frames/s each (median, min) | key press -> frame (ms, median) | step (ms) | load |")
     print("|---|---|---|---|---|")
     print(f"| pygame player, 1 | {pg['fps']:.1f} | ~{pg['latency_ms_estimate']:.0f} (half a period + step) | "
           f"{pg['step_ms']:.0f} | |")

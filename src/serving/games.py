@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-import actions as A
 from game.config import PlayConfig, validate
 from game.session import Session, Shown
 from levels.level import Level
@@ -211,7 +210,3 @@ def _is_nes_level(level: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def action_name(byte: int) -> str:
-    return A.name(byte)

@@ -16,7 +16,7 @@ from mcp.types import TextContent
 from pydantic import Field, ValidationError
 
 import actions as A
-from serving.catalog import AGENTS, LevelStore, ServeError, agent_by_name, spawn_by_id, spawns
+from serving.catalog import LevelStore, ServeError, agent_by_name, spawn_by_id, spawns
 from serving.games import GameSpec
 from serving.level_maker import LevelMaker, LevelMakerConfig, suggestions
 from serving.rollouts import Rollouts, level_outcome, model_card, playability

@@ -106,7 +106,6 @@ class WebApp:
             except ValueError:
                 return error("send a JSON object: {\"prompt\": ..., \"temperature\": ..., \"width\": ...}")
             try:
-                self.maker.validate(args.get("prompt"), args.get("temperature", 0.8), args.get("width", 100))
                 made = await asyncio.to_thread(self.maker.make, args.get("prompt"), args.get("temperature", 0.8),
                                                args.get("width", 100))
             except ServeError as e:

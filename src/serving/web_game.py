@@ -21,11 +21,13 @@ from typing import Any, Awaitable, Callable
 
 from game.keymap import DEFAULT_BUTTON_KEYS, DEFAULT_CONTROL_KEYS, KeyMap
 from serving.catalog import (SAMPLERS, WORLDS, LevelStore, ServeError, agent_by_name, check_choice, spawn_by_id)
-from serving.games import GameConfig, GameSpec, LiveGame, Played, action_name
+import actions as A
+from serving.games import GameConfig, GameSpec, LiveGame, Played
 
 KEY_NAMES = sorted({n for names in (*DEFAULT_BUTTON_KEYS.values(), *DEFAULT_CONTROL_KEYS.values()) for n in names})
 KEYS = KeyMap().resolve(lambda name: KEY_NAMES.index(name))
 CONTROLS = ("reset", "switch", "pause", "step")
+AGENT_WORLD = {"dream": "dream", "level_dream": "dream", "real": "real", "compare": "real", "level": "level"}
 
 
 class GameSlots:
@@ -108,8 +110,7 @@ def parse_start(msg: dict, levels: LevelStore) -> GameSpec:
     world = check_choice("world", msg.get("world", "dream"), WORLDS)
     agent = msg.get("agent") or None
     if agent is not None:
-        agent = agent_by_name(agent, "level" if world.startswith("level") and world != "level_dream" else
-                              ("dream" if world in ("dream", "level_dream") else "real")).name
+        agent = agent_by_name(agent, AGENT_WORLD[world]).name
     spec = GameSpec(world=world, sampler=check_choice("sampler", msg.get("sampler", "fast"), SAMPLERS), agent=agent)
     if world.startswith("level"):
         spec.level = levels.get(msg.get("level"))
@@ -259,7 +260,7 @@ class GameConnection:
         for i, side in enumerate(self.game.sides):
             if side in p.jpegs:
                 await self.ws.send_bytes(bytes([i]) + p.jpegs[side])
-        await self.send(t="step", step=p.shown.step, fps=round(self.fps(), 1), action=action_name(p.action),
+        await self.send(t="step", step=p.shown.step, fps=round(self.fps(), 1), action=A.name(p.action),
                         buttons=p.action, ended=p.shown.ended, agent_text=p.agent_text, info=p.info,
                         note=p.shown.note, paused=self.controls.paused,
                         step_ms=round(max((v for k, v in p.shown.timings_ms.items() if "/" not in k), default=0.0), 1))
