@@ -75,12 +75,12 @@ def player(url: str, seconds: float, out: dict) -> None:
                    step_ms=float(np.median(step_ms)) if step_ms else float("nan"), presses=len(latencies))
 
 
-def bench_web(n: int, runs: int, seconds: float) -> dict:
+def bench_web(n: int, runs: int, seconds: float, extra: list[str]) -> dict:
     rows = []
     for _ in range(runs):
         port = free_port()
         server = subprocess.Popen([sys.executable, str(ROOT / "src" / "serve.py"), "--port", str(port),
-                                   "--max-games", str(n), "--max-waiting", "0"], stdout=subprocess.PIPE, text=True)
+                                   "--max-games", str(n), "--max-waiting", "0", *extra], stdout=subprocess.PIPE, text=True)
         try:
             server.stdout.readline()                              # "serving on ..."
             time.sleep(1.0)
@@ -104,7 +104,7 @@ def bench_web(n: int, runs: int, seconds: float) -> dict:
             "load_average": round(os.getloadavg()[0], 2)}
 
 
-def bench_pygame(runs: int, frames: int) -> dict:
+def bench_pygame(runs: int, frames: int, threads: str | None) -> dict:
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     from game.config import parse_args
     from game.run import run_headless
@@ -112,7 +112,8 @@ def bench_pygame(runs: int, frames: int) -> dict:
     for r in range(runs):
         with tempfile.TemporaryDirectory() as out:
             rows.append(run_headless(parse_args(["--headless", "--frames", str(frames), "--actions", "random",
-                                                 "--seed", str(r), "--out", out])))
+                                                 "--seed", str(r), "--out", out,
+                                                 *(["--threads", threads] if threads else [])])))
     fps = float(np.median([row["fps"] for row in rows]))
     step = float(np.median([row["step_ms_median"] for row in rows]))
     return {"fps": fps, "step_ms": step, "latency_ms_estimate": 1000 / 15 / 2 + step}
@@ -123,6 +124,7 @@ def main() -> int:
     p.add_argument("--players", default="1,2,4", help="comma list of concurrent players")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=float, default=8.0, help="play time per player per run")
+    p.add_argument("--threads", help="passed to src/serve.py --threads (torch threads for the dream)")
     p.add_argument("--json", default=str(ROOT / "runs" / "bench_serve.json"))
     a = p.parse_args()
     try:
@@ -132,11 +134,11 @@ def main() -> int:
     if a.runs < 1 or a.seconds < 3 or min(players) < 1:
         raise SystemExit("error: --runs >= 1, --seconds >= 3 and players >= 1")
     print(f"pygame player (headless, {a.runs} runs of 60 frames) ...", flush=True)
-    pg = bench_pygame(a.runs, 60)
+    pg = bench_pygame(a.runs, 60, a.threads)
     rows = []
     for n in players:
         print(f"{n} web player(s) ...", flush=True)
-        rows.append(bench_web(n, a.runs, a.seconds))
+        rows.append(bench_web(n, a.runs, a.seconds, ["--threads", a.threads] if a.threads else []))
     print("\n| player | frames/s each (median, min) | key press -> frame (ms, median) | step (ms) | load |")
     print("|---|---|---|---|---|")
     print(f"| pygame player, 1 | {pg['fps']:.1f} | ~{pg['latency_ms_estimate']:.0f} (half a period + step) | "

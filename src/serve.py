@@ -31,11 +31,14 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, dest="idle_timeout_s",
                    help=f"seconds without input before a game ends (default {d.idle_timeout_s:g})")
     p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
+    p.add_argument("--threads", type=int, help="torch threads for the dream (default: all cores)")
     a = p.parse_args(argv)
     if not 0 < a.port < 65536:
         config_error(f"--port must be 1..65535, got {a.port}")
     if a.max_games < 1 or a.max_waiting < 0:
         config_error("--max-games must be >= 1 and --max-waiting >= 0")
+    if a.threads is not None and a.threads < 1:
+        config_error(f"--threads must be >= 1, got {a.threads}")
     if a.idle_timeout_s <= 0 or not 0 < a.fps <= 60:
         config_error("--idle-timeout must be > 0 and --fps in (0, 60]")
     return ServeConfig(**vars(a))

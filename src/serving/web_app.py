@@ -33,6 +33,7 @@ class ServeConfig:
     max_message_bytes: int = 4096    # WebSocket messages and POST bodies from a client
     fps: float = 15.0                # game steps per second
     keep_finished: int = 8           # finished games whose downloads stay available (oldest deleted)
+    threads: int | None = None       # torch threads for the dream (process-wide; None: torch's default, all cores)
 
 
 class WebApp:

@@ -181,7 +181,7 @@ class GameConnection:
             return
         try:
             await self.send(t="loading")
-            cfg = GameConfig(fps=self.app.cfg.fps)
+            cfg = GameConfig(fps=self.app.cfg.fps, dream_threads=self.app.cfg.threads)
             try:
                 self.game = await asyncio.to_thread(LiveGame, spec, cfg, None, self.app.dream_builder)
             except (ValueError, OSError) as e:
