@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 
@@ -183,6 +185,33 @@ def test_page_options_and_levels_over_http(server):
     assert status == 413
     assert _http(server + "/api/level/000000000000.png")[0] == 404
     assert _http(server + "/api/games/nope/episode.hdf5")[0] == 404
+
+
+class GatedMaker(LevelMaker):
+    """The real generator behind a gate, so that the test knows when requests are inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Semaphore(0)
+
+    def make(self, *args, **kw):
+        self.entered.release()
+        self.gate.wait(120)
+        return super().make(*args, **kw)
+
+
+def test_level_requests_beyond_the_limit_are_told_the_generator_is_busy():
+    maker = GatedMaker()
+    with running_web_app(level_maker=maker) as url:      # max_level_requests = 3
+        body = {"prompt": "no pipes", "width": 16}
+        with ThreadPoolExecutor(3) as pool:
+            inside = [pool.submit(_http, url + "/api/level", body) for _ in range(3)]
+            for _ in range(3):
+                assert maker.entered.acquire(timeout=120)
+            status, reply = _http(url + "/api/level", body)
+            assert status == 429 and "busy" in json.loads(reply)["error"]
+            maker.gate.set()
+            assert [f.result()[0] for f in inside] == [200, 200, 200]
 
 
 def test_websocket_game_at_game_speed_with_queue_busy_and_downloads(server, tmp_path):

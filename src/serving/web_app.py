@@ -34,6 +34,7 @@ class ServeConfig:
     fps: float = 15.0                # game steps per second
     keep_finished: int = 8           # finished games whose downloads stay available (oldest deleted)
     threads: int | None = None       # torch threads for the dream (process-wide; None: torch's default, all cores)
+    max_level_requests: int = 3      # level generations running or waiting (one runs at a time); more get 429
 
 
 class WebApp:
@@ -46,6 +47,7 @@ class WebApp:
         self.maker = level_maker or LevelMaker()
         self.games: OrderedDict[str, LiveGame] = OrderedDict()    # playing now and the last finished ones
         self._finished: list[str] = []
+        self._level_requests = 0
 
     # --- games -----------------------------------------------------------------------------------
     def register(self, game: LiveGame) -> str:
@@ -106,11 +108,16 @@ class WebApp:
                     raise ValueError
             except ValueError:
                 return error("send a JSON object: {\"prompt\": ..., \"temperature\": ..., \"width\": ...}")
+            if self._level_requests >= self.cfg.max_level_requests:
+                return error("the level generator is busy; try again in a few seconds", 429)
+            self._level_requests += 1
             try:
                 made = await asyncio.to_thread(self.maker.make, args.get("prompt"), args.get("temperature", 0.8),
                                                args.get("width", 100))
             except ServeError as e:
                 return error(str(e))
+            finally:
+                self._level_requests -= 1
             lid = self.levels.put(made.level)
             return JSONResponse({"id": lid, "prompt": made.prompt, "temperature": made.temperature,
                                  "width": made.width, "ascii": made.level.text(), "png": f"/api/level/{lid[4:]}.png"})
