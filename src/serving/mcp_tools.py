@@ -119,8 +119,8 @@ def build_server(rollouts: Rollouts | None = None, maker: LevelMaker | None = No
             raise ToolError(str(e)) from None
         r = await run_rollout(ctx, spec, steps, None if agent else (actions or [RIGHT_RUN]), 1.0)
         frames = np.stack(r.frames["dream"])
-        figures = {"spawn": spec.spawn.id, "steps": len(r.actions), "sampler": sampler,
-                   "driven_by": agent or "actions", **_jsonable(playability(frames))}
+        figures = {**_jsonable(playability(frames)), "spawn": spec.spawn.id, "steps": len(r.actions),
+                   "sampler": sampler, "driven_by": agent or "actions"}
         if "real" in r.frames:
             figures["real_game_camera_travel_px"] = _jsonable(playability(np.stack(r.frames["real"])))["camera_travel_px"]
         picture = Image(data=r.gif(), format="gif") if image == "gif" else Image(data=r.strip(), format="png")
