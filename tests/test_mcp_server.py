@@ -146,3 +146,18 @@ def test_stdio_subprocess(tmp_path):
     assert spawns.structured_content["result"][0]["id"] == "01_world_1-1"
     assert [b.type for b in made.content] == ["text", "image"] and made.content[1].mime_type == "image/png"
     assert bad.is_error and "width" in bad.content[0].text
+
+
+def test_vlm_agent_dreams_with_an_endpoint_and_its_replies_come_back(server, monkeypatch):
+    from chat_server import ChatServer, ChatServerConfig
+
+    async def go():
+        async with Client(server) as c:
+            return await c.call_tool("dream", {"agent": "vlm", "steps": 2})
+    assert "OPENAI_BASE_URL" in run(go).content[0].text
+    with ChatServer(ChatServerConfig(default="3")) as chat:
+        monkeypatch.setenv("OPENAI_BASE_URL", chat.base_url)
+        r = run(go)
+    figures = json.loads(r.content[1].text)
+    assert not r.is_error and figures["driven_by"] == "vlm" and figures["agent_replies"] == ["3"]
+    assert len(chat.requests) == 1           # the agent holds its choice for 4 steps (config/agent/vlm.yaml)

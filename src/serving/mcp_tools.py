@@ -123,7 +123,10 @@ def build_server(rollouts: Rollouts | None = None, maker: LevelMaker | None = No
                    "sampler": sampler, "driven_by": agent or "actions"}
         if "real" in r.frames:
             figures["real_game_camera_travel_px"] = _jsonable(playability(np.stack(r.frames["real"])))["camera_travel_px"]
+        if r.agent_texts:
+            figures["agent_replies"] = r.agent_texts[-5:]
         picture = Image(data=r.gif(), format="gif") if image == "gif" else Image(data=r.strip(), format="png")
+        r.cleanup()
         return [picture, _text(figures)]
 
     @server.tool()
@@ -143,7 +146,12 @@ def build_server(rollouts: Rollouts | None = None, maker: LevelMaker | None = No
         except (ServeError, LevelError) as e:
             raise ToolError(str(e)) from None
         r = await run_rollout(ctx, GameSpec("level", level=level, agent=name), steps, None, 0.5)
-        return [_text({"agent": name, **level_outcome(r, level.width * 16)}), Image(data=r.gif(), format="gif")]
+        outcome = {"agent": name, **level_outcome(r, level.width * 16)}
+        if r.agent_texts:
+            outcome["agent_replies"] = r.agent_texts[-5:]
+        gif = Image(data=r.gif(), format="gif")
+        r.cleanup()
+        return [_text(outcome), gif]
 
     server.add_tool(model_card, name="model_card",
                     description="The shipped world model's card: what it is, its fidelity figures, where it stands.")

@@ -30,6 +30,10 @@ class Rollout:
     def gif(self) -> bytes:
         return self.game.gif()
 
+    def cleanup(self) -> None:
+        """Delete the game's recorded episodes (a tool returns pictures and figures, not files)."""
+        self.game.cleanup()
+
     def strip(self, n: int = 8) -> bytes:
         """PNG: n frames of the main side evenly over the rollout, left to right."""
         from PIL import Image
