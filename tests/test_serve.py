@@ -214,6 +214,7 @@ def test_level_requests_beyond_the_limit_are_told_the_generator_is_busy():
             assert [f.result()[0] for f in inside] == [200, 200, 200]
 
 
+@pytest.mark.slow
 def test_websocket_game_at_game_speed_with_queue_busy_and_downloads(server, tmp_path):
     ws_url = server.replace("http", "ws") + "/ws/game"
     with connect(ws_url) as a:
