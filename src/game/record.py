@@ -22,6 +22,7 @@ class Recorder:
     source: str                                   # "dream/human" or "nes/human"
     attrs: dict[str, Any] = field(default_factory=dict)
     saved: list[Path] = field(default_factory=list)
+    level_text: str | None = None                 # a MarioGPT level's tiles, stored with each episode
     _writer: EpisodeWriter | None = None
     _count: int = 0
 
@@ -38,6 +39,7 @@ class Recorder:
         meta = {**self.attrs, **(extra or {}), "source": self.source, "level": str(level),
                 "seed": int(self.attrs.get("seed", 0))}
         self._writer = EpisodeWriter(self.out_dir / name, meta)
+        self._writer.level_text = self.level_text
         self._writer.reset(frame, info)
 
     def step(self, action: int, reward: float, terminated: bool, truncated: bool, frame: np.ndarray,

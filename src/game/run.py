@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -112,10 +112,12 @@ def run_headless(cfg: PlayConfig) -> dict[str, Any]:
     return stats
 
 
-def write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
+def write_gif(path: Path | BinaryIO, frames: list[np.ndarray], fps: float) -> None:
+    """An animated GIF of `frames` to a file path or a binary stream."""
     from PIL import Image
     imgs = [Image.fromarray(f) for f in frames]
-    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(int(round(1000 / fps)), 20), loop=0)
+    imgs[0].save(path, format="GIF", save_all=True, append_images=imgs[1:], duration=max(int(round(1000 / fps)), 20),
+                 loop=0)
 
 
 def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:

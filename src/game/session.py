@@ -47,6 +47,7 @@ class Shown:
     ended: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    infos: dict[str, dict] = field(default_factory=dict)   # each side's env info (agents read the game state)
 
 
 class Session:
@@ -108,6 +109,11 @@ class Session:
     @property
     def denoising_steps(self) -> int | None:
         return getattr(self.dream, "denoising_steps", None) if self.dream is not None else None
+
+    @property
+    def real_env(self) -> Any:
+        """The emulator (or level simulator) being played, after a reset; None in dream mode."""
+        return self._real
 
     def _real_env(self, level: str) -> Any:
         if level not in self._real_envs:
@@ -173,7 +179,7 @@ class Session:
         for side, r in self.recorders.items():
             r.start(images[side], infos[side], level if side == "dream" else str(infos[side].get("level", level)),
                     {"spawn": str(start.spawn or "")})
-        return Shown(images=images, step=0, note=note)
+        return Shown(images=images, step=0, note=note, infos=infos)
 
     def _step_side(self, side: str, action: int) -> tuple:
         env = self.dream if side == "dream" else self._real
@@ -182,7 +188,7 @@ class Session:
         return (*out, (time.perf_counter() - t0) * 1000)
 
     def step(self, action: int) -> Shown:
-        images, timings, ended = {}, {}, False
+        images, timings, infos, ended = {}, {}, {}, False
         limit = self.cfg.max_episode_steps
         if len(self.sides) == 2:
             # compare: the emulator steps in a helper thread while the dream runs here (both release
@@ -201,13 +207,14 @@ class Session:
                 timings[f"{side}/{k}"] = float(v)
             if side in self.recorders:
                 self.recorders[side].step(action, reward, terminated, truncated, obs, info)
-            images[side] = obs
+            images[side], infos[side] = obs, info
             ended = ended or bool(terminated or truncated)
         self.step_count += 1
         if ended:
             for r in self.recorders.values():
                 r.finish(stopped=True)
-        return Shown(images=images, step=self.step_count, action=int(action), ended=ended, timings_ms=timings)
+        return Shown(images=images, step=self.step_count, action=int(action), ended=ended, timings_ms=timings,
+                     infos=infos)
 
     def saved_episodes(self) -> list[Path]:
         return [p for r in self.recorders.values() for p in r.saved]
