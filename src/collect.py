@@ -1,4 +1,4 @@
-"""Collect episodes: an agent plays an environment; one HDF5 file per episode (DESIGN.md format).
+"""Collect episodes: an agent plays an environment; one HDF5 file per episode (format: docs/data.md).
 
     python src/collect.py env=nes agent=balanced episodes=20 max_steps=1000 level=1-1 workers=2
 

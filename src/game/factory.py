@@ -16,8 +16,8 @@ UNLIMITED = 2 ** 62
 DreamBuilder = Callable[[PlayConfig], Any]
 RealBuilder = Callable[[str], Any]
 
-NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (README, "
-                      "world model) or pass --checkpoint DIR, or play the real game with --real")
+NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (docs/model.md) "
+                      "or pass --checkpoint DIR, or play the real game with --real")
 
 
 def make_dream(cfg: PlayConfig) -> Any:
