@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench_policy.json")
     a = ap.parse_args(argv)
     from agents.modular_mind import load_npz
-    from envs.smb_env import parse_level
+    from stages import parse_stage
     try:
         for lv in a.levels:
-            parse_level(lv)
+            parse_stage(lv)
         unknown = [n for n in a.agents if n not in AGENTS]
         if unknown:
             raise ValueError(f"unknown agent {unknown[0]!r}; choose from {list(AGENTS)}")

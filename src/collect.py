@@ -28,12 +28,12 @@ from utils.config_errors import config_error
 
 
 def _levels(cfg: DictConfig) -> list[str]:
-    from envs.smb_env import expand_levels
+    from stages import expand_stages
     spec = cfg.level
     if OmegaConf.is_list(spec):
         spec = list(spec)
     if cfg.env.name == "nes":
-        return expand_levels(spec) or ["random"]
+        return expand_stages(spec) or ["random"]
     if cfg.env.name == "levels":  # MarioGPT levels: files, generated from prompts, or corpus windows
         from envs.level_sources import collect_levels
         return collect_levels(cfg)

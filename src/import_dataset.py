@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from data.episode import write_episode
 from data.import_diamond import DiamondFormatError, DiamondImportConfig, read_diamond_file
-from envs.smb_env import parse_level
+from stages import parse_stage
 
 FORMATS = ("diamond_supermario",)
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compression", choices=("lzf", "gzip"), default="lzf")
     a = ap.parse_args(argv)
     try:
-        parse_level(a.level)
+        parse_stage(a.level)
         cfg = DiamondImportConfig(level=a.level, channel_order=a.channel_order)
         stats = import_diamond(a.src, a.out, cfg, a.compression)
     except (DiamondFormatError, ValueError) as e:

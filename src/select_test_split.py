@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.episode import EpisodeError
 from data.split import SplitConfig, SplitError, episode_level, make_split, write_split
-from envs.smb_env import expand_levels
+from stages import expand_stages
 
 
 def parse_levels(spec: str) -> list[str]:
@@ -23,7 +23,7 @@ def parse_levels(spec: str) -> list[str]:
     out: list[str] = []
     for tok in (t.strip() for t in spec.split(",")):
         if tok:
-            out.extend([tok] if tok.startswith("gpt:") else expand_levels(tok))
+            out.extend([tok] if tok.startswith("gpt:") else expand_stages(tok))
     return out
 
 

@@ -19,7 +19,7 @@ from data.episode import Episode, read_episode
 from data.import_diamond import decode_actions, to_rgb
 from data.lowres import downsample
 from data.spawn import CONTEXT, Spawn, SpawnError
-from envs.smb_env import parse_level
+from stages import stage_name
 
 
 @dataclass
@@ -54,7 +54,7 @@ def is_emulator_episode(ep: Episode) -> bool:
 def replay_level(ep: Episode) -> str | None:
     """The 'W-S' to reset the emulator at for a replay (random-stage episodes: the stage played)."""
     try:
-        return "%d-%d" % parse_level(str(ep.attrs.get("level", "")))
+        return stage_name(str(ep.attrs.get("level", "")))
     except ValueError:
         if "world" in ep.info and "stage" in ep.info:
             return f"{int(ep.info['world'][0])}-{int(ep.info['stage'][0])}"
