@@ -59,7 +59,7 @@ def load_keeping_body(folder: Path) -> tuple[WorldModel, dict, bool]:
 def held_out_accuracy(model: WorldModel, episodes, horizon: int = 15, windows: int = 400, seed: int = 0) -> dict:
     """Scroll accuracy on windows of held-out episodes: teacher-forced and open-loop over real frames."""
     rng = np.random.default_rng(seed)
-    mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
+    mh = torch.from_numpy(A.MULTI_HOT_TABLE.copy())
     c = model.context
     ok = [e for e in episodes if len(e.actions) >= c + horizon]
     picks = [(ok[i], int(rng.integers(len(ok[i].actions) - c - horizon + 2))) for i in rng.integers(len(ok), size=windows)]

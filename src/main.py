@@ -58,15 +58,12 @@ def check(training, data, den, up, sampler) -> None:
 
 
 def train_paths(data) -> list[Path]:
-    from data.episode import EpisodeError, list_episodes
-    from data.split import SplitError, load_split, split_path
+    from data.episode import EpisodeError
+    from data.split import SplitError, episodes_for
     if not data.dir:
-        config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (see README: collect data first)")
+        config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (collect data first: docs/data.md)")
     try:
-        if data.split or split_path(data.dir).exists():
-            train, _ = load_split(data.dir, data.split)
-        else:
-            train = list_episodes(data.dir)
+        train = episodes_for(data.dir, "train", data.split)
     except (EpisodeError, SplitError) as e:
         config_error(str(e))
     if not train:

@@ -20,7 +20,7 @@ from data.episode import list_episodes, read_episode
 from data.lowres import cache_path, downsample, load_lowres
 from data.spawn import list_spawns, load_spawn
 from data.spawn_tools import replay_to_spawn
-from data.split import SplitConfig, load_split, make_split
+from data.split import SplitConfig, SplitError, episodes_for, load_split, make_split, write_split
 
 _DIAMOND_BITS = (A.BUTTON_BITS["A"], A.BUTTON_BITS["left"], A.BUTTON_BITS["right"])  # their [jump, left, right]
 
@@ -73,6 +73,22 @@ def test_split_is_deterministic_and_written(tmp_path, real_episodes, capsys):
     assert select_test_split.main([str(data), "--test-fraction", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert "test_fraction" in err and "\n" not in err
+
+
+def test_one_rule_picks_the_episodes_split_side_else_all(tmp_path, real_episodes):
+    data = _copy(real_episodes, tmp_path / "eps")
+    every = list_episodes(data)
+    assert episodes_for(data, "train") == every == episodes_for(data, "test")   # no split.json: everything
+    split = make_split(data, SplitConfig(seed=0, test_fraction=0.4))
+    write_split(data, split)
+    train, test = episodes_for(data, "train"), episodes_for(data, "test")
+    assert sorted(p.name for p in train) == split["train"] and sorted(p.name for p in test) == split["test"]
+    other = write_split(data, {**split, "train": split["test"], "test": split["train"]}, tmp_path / "swapped.json")
+    assert episodes_for(data, "train", other) == test        # an explicit split file wins
+    with pytest.raises(SplitError):
+        episodes_for(data, "train", tmp_path / "missing.json")
+    with pytest.raises(ValueError):
+        episodes_for(data, "all")
 
 
 def test_build_cache_is_the_exact_4x4_average_and_reports_corrupt_files(tmp_path, real_episodes, capsys):

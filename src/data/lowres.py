@@ -18,7 +18,6 @@ from tqdm import tqdm
 from data.episode import EpisodeError, read_episode
 
 FACTOR = 4
-LOW_SHAPE = (60, 64, 3)
 CACHE_DIRNAME = ".lowres_60x64"
 
 
