@@ -81,8 +81,8 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
     from trainer import Trainer
     full = OmegaConf.to_container(cfg, resolve=True)
     try:
-        trainer = Trainer(training, data, den, up, sampler, run_dir, paths,
-                          {**OmegaConf.to_container(cfg.wandb), "resume": cfg.resume, "init_from": cfg.init_from}, full)
+        trainer = Trainer(training, data, den, up, sampler, run_dir, paths, OmegaConf.to_container(cfg.wandb), full,
+                          resume=cfg.resume, init_from=cfg.init_from)
     except EpisodeError as e:
         config_error(str(e))
     run_dir.mkdir(parents=True, exist_ok=True)
