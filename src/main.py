@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-# OpenMP threads that spin while waiting turn a busy 2-core machine into a crawl (measured: a tiny run
-# 101 s -> 25 s with other processes competing); sleeping waits cost nothing measurable when alone.
+# OpenMP threads that spin while waiting turn a busy 2-core machine into a crawl (docs/benchmarks.md,
+# Training step); sleeping waits cost nothing measurable when alone.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hydra  # noqa: E402
@@ -21,6 +21,25 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from utils.config_errors import ConfigError, config_error  # noqa: E402
+
+
+def register_defaults() -> None:
+    """The defaults of `training` and `data` are their dataclasses' fields, written once there: Hydra
+    gets them as the config options training/dataclass and data/default, and config/trainer.yaml and
+    experiment files hold only what differs. Needed before composing config/trainer.yaml."""
+    import dataclasses
+
+    from hydra.core.config_store import ConfigStore
+
+    from data.segments import DataConfig
+    from trainer import TrainerConfig
+    store = ConfigStore.instance()
+    for group, name, cls in (("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)):
+        target = f"{cls.__module__}.{cls.__qualname__}"
+        store.store(group=group, name=name, node={"_target_": target, **dataclasses.asdict(cls())})
+
+
+register_defaults()
 
 
 def build(cfg: DictConfig, section: str):

@@ -19,6 +19,8 @@ def compose(config_name: str, overrides: list[str]):
     """Compose a Hydra config of this repo, as the entry points see it."""
     from hydra import compose as _compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    if config_name == "trainer":
+        import main  # noqa: F401 - registers the training/data dataclass defaults, as `python src/main.py` does
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return _compose(config_name=config_name, overrides=overrides)
