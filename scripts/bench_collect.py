@@ -90,9 +90,9 @@ def our_env(cfg: BenchConfig) -> tuple[float, float]:
 
 
 def collect_loop(cfg: BenchConfig) -> tuple[float, float]:
-    """The collection loop alone (data.collector.collect_worker: agent, env, HDF5 writer), with the
+    """The collection loop alone (collection.collector.collect_worker: agent, env, HDF5 writer), with the
     emulator already started: the steady rate of one collect.py worker."""
-    from data.collector import EpisodeJob, collect_worker
+    from collection.collector import EpisodeJob, collect_worker
     env = SuperMarioBrosGym(cfg.level)
     env.reset()
     jobs = (EpisodeJob(index=i, level=cfg.level, seed=i) for i in range(10**6))

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import actions as A
-from data.collector import EpisodeJob, WorkerResult, collect_worker
+from collection.collector import EpisodeJob, WorkerResult, collect_worker
 from utils.config_errors import config_error
 
 

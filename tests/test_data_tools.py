@@ -180,7 +180,9 @@ def test_spawns_from_real_episodes_replay_to_their_frames(tmp_path, real_episode
         np.testing.assert_array_equal(s.actions, ep.actions[t:t + 4])       # act[3]: the action taken next
         np.testing.assert_array_equal(s.next_actions, ep.actions[t + 4:t + 4 + 200])
         assert s.replay_actions == [int(a) for a in ep.actions[:t + 3]] and (f / "preview.png").exists()
-        obs = replay_to_spawn(None, s)
+        env = gymnasium.make(f"smbwm/SuperMarioBros-{s.meta['level']}-v0")
+        obs = replay_to_spawn(env, s)
+        env.close()
         assert np.array_equal(obs, s.full_res[-1]), f"{f.name}: replay did not reach the spawn's last frame"
     again = tmp_path / "again"
     spawn_cli.main([str(real_episodes), str(again), "--count", "4", "--seed", "1"])

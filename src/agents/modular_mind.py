@@ -1,6 +1,6 @@
 """The Modular Mind policy in plain numpy: specialists talking through a shared latent.
 
-Each specialist reads a few feature groups (policy/features.py) through a tiny tanh layer and writes
+Each specialist reads a few feature groups (agents/mind_features.py) through a tiny tanh layer and writes
 a latent into a shared channel; action owners also push a "drive" for their own buttons (runner ->
 right/right+B, jumper -> the A buttons, cautious -> NOOP/left), the others (danger, urgency) act only
 through the latent. The summed latent passes a RecursiveLink bridge (a residual ReGLU applied
@@ -20,7 +20,7 @@ import numpy as np
 
 import actions as A
 from agents.base import Agent, HeldActions
-from policy.features import GROUPS, N_STATE_FEATURES, GameState, features_from_state, state_from_level, state_from_ram
+from agents.mind_features import GROUPS, N_STATE_FEATURES, GameState, features_from_state, state_from_level, state_from_ram
 from utils.paths import POLICY_WEIGHTS, REPO_ROOT, from_repo
 
 DEFAULT_WEIGHTS = str(POLICY_WEIGHTS.relative_to(REPO_ROOT))
