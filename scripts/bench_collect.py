@@ -112,7 +112,7 @@ def collect_run(cfg: BenchConfig, workers: int, compression: str = "lzf") -> tup
     with tempfile.TemporaryDirectory() as out:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
-            c = compose("collect", [f"agent=random", f"level={cfg.level}", f"total_steps={cfg.collect_steps}",
+            c = compose("collect", ["agent=random", f"level={cfg.level}", f"total_steps={cfg.collect_steps}",
                                     f"max_steps={cfg.max_steps}", f"workers={workers}", f"out_dir={out}",
                                     f"compression={compression}", "seed=0"])
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _Clock() as clock:

@@ -29,7 +29,6 @@ import actions as A  # noqa: E402
 from data.segments import SegmentSampler, load_lowres_episodes  # noqa: E402
 from data.split import load_split  # noqa: E402
 from models.denoiser import DenoiserConfig  # noqa: E402
-from models.motion import MAX_SHIFT  # noqa: E402
 from models.upsampler import UpsamplerConfig  # noqa: E402
 from models.world_model import FILES, WorldModel, to_model  # noqa: E402
 from utils.checkpoint import CheckpointError, load_json, load_tensors  # noqa: E402

@@ -14,7 +14,6 @@ import queue
 import signal
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 

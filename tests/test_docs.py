@@ -66,5 +66,6 @@ def test_the_checker_finds_broken_references(tmp_path):
                   "`config/none.yaml` and `python src/play.py`\n")
     found = problems(md)
     assert found == ["page.md: link to missing missing.md", "page.md: link to missing anchor other.md#nope",
-                     "page.md: names missing file src/no_such_tool.py", "page.md: names missing file scripts/nothing.sh",
+                     "page.md: names missing file src/no_such_tool.py",
+                     "page.md: names missing file scripts/nothing.sh",
                      "page.md: names missing file config/none.yaml"]

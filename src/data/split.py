@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.episode import EpisodeError, list_episodes, read_episode
+from data.episode import list_episodes, read_episode
 
 SPLIT_FILENAME = "split.json"
 
