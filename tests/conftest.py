@@ -58,8 +58,8 @@ def tiny_checkpoint(tiny_run) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spawns(real_episodes, tmp_path_factory) -> Path:
-    """Spawn folders made from the real episodes (python src/spawn.py)."""
-    from spawn import main as spawn_main
+    """Spawn folders made from the real episodes (python src/dataset.py spawn)."""
+    from dataset import main as dataset_main
     out = tmp_path_factory.mktemp("spawns")
-    assert spawn_main([str(real_episodes), str(out), "--count", "3"]) == 0
+    assert dataset_main(["spawn", str(real_episodes), str(out), "--count", "3"]) == 0
     return out

@@ -13,6 +13,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 _COMMAND = re.compile(r"\b(?:python|bash|torchrun)\b[^\n`|]*?\s((?:src|scripts|tests)/[\w./-]+\.(?:py|sh))")
 _PATH = re.compile(r"`((?:src|scripts|config|tests)/[\w./-]+\.(?:py|sh|yaml))`")
+_DATA_TOOL = re.compile(r"python src/dataset\.py (\S+)")
 _FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
@@ -44,6 +45,9 @@ def problems(md: Path, root: Path = ROOT) -> list[str]:
     for rel in _COMMAND.findall(text) + _PATH.findall(text):
         if not (root / rel).is_file():
             out.append(f"{md.name}: names missing file {rel}")
+    from dataset import TOOLS
+    out += [f"{md.name}: no data tool {tool!r}" for tool in _DATA_TOOL.findall(text)
+            if not tool.startswith("<") and tool.strip("`") not in TOOLS]
     return out
 
 
@@ -63,9 +67,9 @@ def test_the_checker_finds_broken_references(tmp_path):
     md = tmp_path / "page.md"
     md.write_text("[ok](other.md#a-heading-with-code) [bad](missing.md) [gone](other.md#nope)\n"
                   "    python src/no_such_tool.py --x\n    bash scripts/nothing.sh\n"
-                  "`config/none.yaml` and `python src/play.py`\n")
+                  "`config/none.yaml` and `python src/play.py`\n    python src/dataset.py shuffle DIR\n")
     found = problems(md)
     assert found == ["page.md: link to missing missing.md", "page.md: link to missing anchor other.md#nope",
                      "page.md: names missing file src/no_such_tool.py",
                      "page.md: names missing file scripts/nothing.sh",
-                     "page.md: names missing file config/none.yaml"]
+                     "page.md: names missing file config/none.yaml", "page.md: no data tool 'shuffle'"]

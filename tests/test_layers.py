@@ -15,7 +15,7 @@ LAYERS = {
     "data": 1, "models": 1, "levels": 1,
     "envs": 2, "evaluation": 2, "training_log": 2,
     "agents": 3, "trainer": 3,
-    "collection": 4, "policy": 4, "game": 4,
+    "collection": 4, "policy": 4, "game": 4, "datatools": 4,
 }
 
 

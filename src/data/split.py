@@ -85,7 +85,7 @@ def load_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = Non
     root = Path(data_dir)
     f = Path(path) if path else split_path(root)
     if not f.exists():
-        raise SplitError(f"{f}: no split file; make one with: python src/select_test_split.py {root}")
+        raise SplitError(f"{f}: no split file; make one with: python src/dataset.py split {root}")
     try:
         split = json.loads(f.read_text())
         train, test = list(split["train"]), list(split["test"])

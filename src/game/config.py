@@ -110,7 +110,7 @@ def validate(cfg: PlayConfig) -> None:
             raise PlayError(f"--actions {cfg.actions}: no such file (give a file with one NES byte per line, or 'random')")
     # Cheap path checks first: a typo should not wait for a model to load.
     if cfg.spawn not in (None, "random") and not str(cfg.spawn).isdigit() and not Path(cfg.spawn).exists():
-        raise PlayError(f"--spawn {cfg.spawn}: no such folder; make spawns with `python src/spawn.py` "
+        raise PlayError(f"--spawn {cfg.spawn}: no such folder; make spawns with `python src/dataset.py spawn` "
                         "or give a spawn folder, an index or 'random'")
     if cfg.checkpoint is not None and not Path(cfg.checkpoint).exists() and not cfg.real:
         raise PlayError(f"--checkpoint {cfg.checkpoint}: no such file or directory; {NO_CHECKPOINT_HINT}")

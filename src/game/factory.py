@@ -38,7 +38,7 @@ def make_dream(cfg: PlayConfig) -> Any:
         msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except SpawnError as e:
-        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pass --spawn DIR") from None
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; anything it raises is one line
         if not cfg.compile:
             raise
@@ -57,7 +57,7 @@ def load_spawn_clean(path: str | Path) -> Spawn:
     try:
         return load_spawn(path)
     except SpawnError as e:
-        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
 
 
 def one_line(e: BaseException) -> str:

@@ -83,7 +83,7 @@ class Session:
             paths = [p] if looks_like_one or p.is_file() else list_spawns(p)
             if not paths:
                 raise PlayError(f"--spawn {spec}: no spawn folders there (each needs full_res.npy and act.npy); "
-                                "make some with `python src/spawn.py`")
+                                "make some with `python src/dataset.py spawn`")
         elif self.dream is not None:
             paths = [Path(s) for s in getattr(self.dream, "spawns", [])]
         elif spec is not None:     # real mode with an index or 'random': the repo's spawns
@@ -94,7 +94,7 @@ class Session:
             index = int(spec)
             if index >= len(paths):
                 have = f"there are only {len(paths)} spawns (indices 0..{len(paths) - 1})" if paths else "there are no spawns"
-                raise PlayError(f"--spawn {spec}: {have}; make some with `python src/spawn.py` or pass a spawn folder")
+                raise PlayError(f"--spawn {spec}: {have}; make some with `python src/dataset.py spawn` or pass a spawn folder")
         if paths:
             return [Start(spawn=p) for p in paths], index
         first = ALL_STAGES.index(stage_name(self.cfg.level))
@@ -165,7 +165,7 @@ class Session:
             try:
                 images["dream"], infos["dream"] = self.dream.reset(seed=self.cfg.seed, options={"spawn": spawn})
             except SpawnError as e:
-                raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
+                raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
         self.step_count = 0
         self.episodes += 1
         for side, r in self.recorders.items():
