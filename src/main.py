@@ -32,7 +32,7 @@ def register_defaults() -> None:
     from hydra.core.config_store import ConfigStore
 
     from data.segments import DataConfig
-    from trainer import TrainerConfig
+    from training.trainer import TrainerConfig
     store = ConfigStore.instance()
     for group, name, cls in (("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)):
         target = f"{cls.__module__}.{cls.__qualname__}"
@@ -97,7 +97,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
     check(training, data, den, up, sampler)
     paths = train_paths(data)
     from data.episode import EpisodeError
-    from trainer import Trainer
+    from training.trainer import Trainer
     full = OmegaConf.to_container(cfg, resolve=True)
     try:
         trainer = Trainer(training, data, den, up, sampler, run_dir, paths, OmegaConf.to_container(cfg.wandb), full,

@@ -13,8 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "utils": 0, "actions": 0, "stages": 0,
     "data": 1, "models": 1, "levels": 1,
-    "envs": 2, "evaluation": 2, "training_log": 2,
-    "agents": 3, "trainer": 3,
+    "envs": 2, "evaluation": 2,
+    "agents": 3, "training": 3,
     "collection": 4, "policy": 4, "game": 4, "datatools": 4,
 }
 

@@ -203,7 +203,7 @@ def _trainer(cfg, episodes_dir, run_dir):
     """A Trainer built the way main.py builds it, on the real fixture episodes."""
     from data.episode import list_episodes
     from main import build
-    from trainer import Trainer
+    from training.trainer import Trainer
     return Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
                    build(cfg, "sampler"), run_dir, list_episodes(episodes_dir), {"mode": "disabled"}, {})
 
@@ -277,7 +277,7 @@ def test_training_and_data_defaults_are_written_once_in_their_dataclasses():
 
     from data.segments import DataConfig
     from main import build
-    from trainer import TrainerConfig
+    from training.trainer import TrainerConfig
     cfg = compose("trainer", ["data.dir=somewhere", "training.steps=7"])
     assert build(cfg, "training") == dataclasses.replace(TrainerConfig(), steps=7)
     assert build(cfg, "data") == DataConfig(dir="somewhere")

@@ -26,7 +26,7 @@ from models.motion import apply_scroll
 from models.sampler import SamplerConfig
 from models.upsampler import UpsamplerConfig
 from models.world_model import WorldModel, to_model
-from training_log import RunLogger, sample_strip
+from training.log import RunLogger, sample_strip
 from utils.checkpoint import (load_json, load_tensors, optimizer_from_files, optimizer_to_files, save_json,
                               save_tensors)
 from utils.device import autocast, autocast_dtype, pick_device, prepare_module
