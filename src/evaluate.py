@@ -67,14 +67,31 @@ def pictures(pics: dict, out: Path, gif: bool) -> list[Path]:
     return files
 
 
+def minute_gif(minute: dict, path: Path, every: int = 2) -> Path:
+    """Hands-on play from a spawn, dream | real game at half size, every `every`-th step (the real side
+    stays on its last frame once the game ends: Mario died or the level ended)."""
+    from PIL import Image
+    dream, real = minute["dream"], minute["real"]
+    sep = np.full((120, 2, 3), 255, np.uint8)
+    frames = []
+    for t in range(0, len(dream), every):
+        pair = [dream[t, ::2, ::2], sep, real[min(t, len(real) - 1), ::2, ::2]]
+        frames.append(Image.fromarray(np.concatenate(pair, 1)))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000 * every // 15, loop=0, optimize=True)
+    return path
+
+
 def run(cfg: DictConfig) -> dict:
-    from envs.world_model_env import resolve_checkpoint
-    from evaluation.fidelity import evaluate_split, measure_speed, pick_segments
+    from data.spawn import list_spawns
+    from envs.world_model_env import DEFAULT_SPAWNS, resolve_checkpoint
+    from evaluation.fidelity import Rollout, evaluate_split, measure_speed, pick_segments
+    from evaluation.long_play import spawn_playability, window_playability
     from models.world_model import WorldModel
     from utils.checkpoint import CheckpointError
     from utils.device import autocast_dtype, pick_device, prepare_module
     try:
         ecfg = instantiate(cfg.eval, _convert_="all")
+        pcfg = instantiate(cfg.playability, _convert_="all")
         sampler = instantiate(cfg.sampler, _convert_="all")
         if cfg.denoising_steps:
             sampler.num_steps = int(cfg.denoising_steps)
@@ -95,9 +112,18 @@ def run(cfg: DictConfig) -> dict:
               "sampler": {"num_steps": sampler.num_steps, "order": sampler.order}, "sets": {}}
     pics_first = None
     for name, paths in sets.items():
-        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name)
+        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name) if ecfg.next_frame_samples > 0 else ({}, {})
+        if pcfg.windows > 0:
+            roll = Rollout(model, sampler, device, amp, ecfg.seed)
+            rep["playability"] = window_playability(roll, paths, pcfg, np.random.default_rng(ecfg.seed), name,
+                                                    ecfg.batch_size)
         report["sets"][name] = rep
         pics_first = pics_first or pics or None
+    minute = None
+    spawns = list_spawns(cfg.spawn_dir or DEFAULT_SPAWNS) if pcfg.spawn_steps > 0 else []
+    if spawns:
+        roll = Rollout(model, sampler, device, amp, ecfg.seed)
+        report["playability_spawns"], minute = spawn_playability(roll, spawns, pcfg)
     seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
                         np.random.default_rng(ecfg.seed), "speed")
     if seg:
@@ -106,6 +132,8 @@ def run(cfg: DictConfig) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     files = pictures(pics_first, out, cfg.gif) if pics_first else []
+    if minute and cfg.gif and pcfg.minute_gif:
+        files.append(minute_gif(minute, out.with_name(out.stem + "_minute.gif")))
     print(json.dumps(report, indent=1))
     print(f"wrote {out}" + "".join(f", {f}" for f in files))
     if cfg.wandb.mode != "disabled":

@@ -74,3 +74,13 @@ def test_model_card_curve_and_sampler_ablation_come_from_committed_reports():
     assert sharp["sampler"]["num_steps"] == 2 and sharp["training_step"] == json.loads((CKPT / "model.json").read_text())["step"]
     for s in sharp["sets"].values():
         assert f"{s['rollout']['psnr_240x256']['15']:.2f}" in card and f"{s['next_frame']['psnr_240x256']:.2f}" in card
+
+
+def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
+    """The hands-on input of the playability report, 60 steps (4 s) from spawn 01 (1-1): the camera
+    follows. (Mario shown is reported by evaluate, not asserted: the shipped model draws him blurred.)"""
+    from evaluation.playability import PlayabilityConfig, frame_playability, hands_on_actions
+    obs, _ = env.reset(seed=0, options={"spawn": 0})
+    frames = [obs] + [env.step(int(a))[0] for a in hands_on_actions(60, PlayabilityConfig())]
+    fig = frame_playability(np.stack(frames))
+    assert fig["camera_travel_px"] >= 120 and fig["longest_camera_stop"] <= 15

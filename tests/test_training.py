@@ -131,11 +131,13 @@ def test_dream_env_errors_are_one_line(tmp_path, tiny_checkpoint):
         env.reset(options={"spawn": bad})
 
 
-def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
+def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns, tmp_path):
     out = tmp_path / "report.json"
     r = subprocess.run([sys.executable, "src/evaluate.py", f"checkpoint={tiny_checkpoint}", f"data.dir={real_episodes}",
                         f"out={out}", "eval.next_frame_samples=8", "eval.rollouts=2", "eval.horizons=[1,5,15,30]",
-                        "eval.speed_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "eval.speed_steps=3", "playability.windows=2", "playability.window_steps=20",
+                        "playability.psnr_steps=[1,15]", "playability.spawn_steps=12", f"spawn_dir={tiny_spawns}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
     s = rep["sets"]["episodes"]
@@ -149,6 +151,13 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tmp_path):
     assert s["controllability_real_context"]["steps"] == s["controllability"]["steps"] == 2 * 30
     assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
+    play = s["playability"]                               # 20-step open-loop windows, real actions
+    assert play["runs"] == 2 and play["steps"] == 20 and set(play["psnr_240x256"]) == {"1", "15"}
+    assert 0 <= play["mario_shown"] <= 1 and 0 <= play["alive_at_end"] <= 1 and play["sharpness_ratio"] > 0
+    spawns = rep["playability_spawns"]                    # hands-on input from each spawn, the real game beside
+    assert spawns["steps"] == 12 and spawns["all"]["runs"] == len(spawns["per_spawn"]) == 3
+    assert all(0 < r["game_steps"] <= 12 and 0 <= r["death_step"] <= 12 for r in spawns["per_spawn"].values())
+    assert out.with_name("report_minute.gif").exists()
     # the fidelity curve reads evaluate reports: this one and the shipped model's
     png, shipped = tmp_path / "curve.png", ROOT / "checkpoints" / "report.json"
     r = subprocess.run([sys.executable, "scripts/fidelity_curve.py", str(out), str(shipped), "--out", str(png)],

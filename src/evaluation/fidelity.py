@@ -36,10 +36,13 @@ class Segment:
     frames: np.ndarray        # (L, 240, 256, 3) real frames
     actions: np.ndarray       # (L-1,) actions, actions[i] taken at frames[i]
     scrolls: np.ndarray       # (L-1,) image-estimated scrolls
+    info: tuple[np.ndarray, ...] | None = None   # (L,) x_pos, camera_x, y_pos of the game (with_info)
 
 
-def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str) -> list[Segment]:
-    """`count` random windows of `length` frames from episodes long enough; reads only those frames."""
+def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str,
+                  with_info: bool = False) -> list[Segment]:
+    """`count` random windows of `length` frames from episodes long enough; reads only those frames
+    (and the game's x_pos, camera_x, y_pos with_info)."""
     lengths = {p: episode_length(p) + 1 for p in paths}
     ok = [p for p in paths if lengths[p] >= length]
     if not ok:
@@ -48,7 +51,9 @@ def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc
     out = []
     for p, t in tqdm(picks, desc=f"read {desc}", unit="segment", leave=False):
         f = read_frames(p, slice(t, t + length))
-        out.append(Segment(f, read_episode(p, frames=False).actions[t:t + length - 1], estimate_scrolls(f)))
+        ep = read_episode(p, frames=False)
+        info = tuple(np.asarray(ep.info[k][t:t + length]) for k in ("x_pos", "camera_x", "y_pos")) if with_info else None
+        out.append(Segment(f, ep.actions[t:t + length - 1], estimate_scrolls(f), info))
     return out
 
 

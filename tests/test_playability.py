@@ -1,0 +1,75 @@
+"""The playability figures: the Mario detector against the game's own positions on real emulator frames,
+and the per-run figures on runs whose answer is known (the real game itself, a frozen and a blurred dream)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data.episode import list_episodes, read_episode
+from evaluation.playability import (PlayabilityConfig, Track, find_mario, frame_playability, game_mario_position,
+                                    summarise, track_figures)
+
+
+def _blur(frames: np.ndarray) -> np.ndarray:
+    """What the low-res model space keeps of a frame: 4x4 area average, drawn back at full size."""
+    t = len(frames)
+    low = frames.reshape(t, 60, 4, 64, 4, 3).mean((2, 4)).round().astype(np.uint8)
+    return low.repeat(4, 1).repeat(4, 2)
+
+
+def _episodes(real_episodes):
+    return [read_episode(p) for p in list_episodes(real_episodes)]
+
+
+def test_mario_detector_agrees_with_the_games_positions_on_real_frames(real_episodes):
+    shown_all, near_all, blurred = [], [], []
+    for ep in _episodes(real_episodes):
+        gx, gy = game_mario_position(ep.info["x_pos"], ep.info["camera_x"], ep.info["y_pos"])
+        visible = np.isfinite(gx)
+        shown, x, y = find_mario(ep.frames)
+        shown_all.append(shown[visible])
+        near_all.append((np.hypot(x - gx, y - gy) <= 8)[visible])
+        blurred.append(find_mario(_blur(ep.frames))[0])
+    shown, near, blurred = map(np.concatenate, (shown_all, near_all, blurred))
+    assert len(shown) > 200
+    assert shown.mean() >= 0.98 and near.mean() >= 0.95
+    assert blurred.mean() <= 0.05                          # a blob of Mario's colours is not a sharp Mario
+
+
+def test_a_frame_without_mario_shows_none(real_episodes):
+    ep = _episodes(real_episodes)[0]
+    f = ep.frames[10:11].copy()
+    gx, gy = game_mario_position(ep.info["x_pos"][10:11], ep.info["camera_x"][10:11], ep.info["y_pos"][10:11])
+    x, y = int(gx[0]), int(gy[0])
+    f[0, y - 24:y + 24, max(x - 24, 0):x + 24] = f[0, 40, 0]       # paint the sky over him
+    assert find_mario(ep.frames[10:11])[0][0] and not find_mario(f)[0][0]
+
+
+def _long_episode(real_episodes):
+    return max(_episodes(real_episodes), key=lambda e: int(np.abs(np.diff(e.info["camera_x"])).sum()))
+
+
+def test_track_figures_of_the_real_game_a_frozen_and_a_blurred_dream(real_episodes):
+    cfg = PlayabilityConfig(stall_steps=5)
+    ep = _long_episode(real_episodes)
+    real = ep.frames
+    xy = game_mario_position(ep.info["x_pos"], ep.info["camera_x"], ep.info["y_pos"])
+    assert int(np.diff(ep.info["camera_x"]).sum()) >= cfg.min_travel_px
+    perfect = track_figures(Track(real, real, xy), cfg, [1, 15])
+    assert perfect["mario_shown"] >= 0.95 and perfect["near_early"] >= 0.9
+    assert perfect["dream_travel_same_steps_px"] == perfect["game_travel_px"] > 0 and perfect["longest_stall"] == 0
+    assert perfect["death_step"] == perfect["steps"] and perfect["sharpness_ratio"] == pytest.approx(1)
+    assert perfect["psnr_240x256"]["15"] == pytest.approx(100, abs=1e-3)
+
+    frozen = track_figures(Track(np.repeat(real[:1], len(real), 0), real, xy), cfg)
+    assert frozen["camera_travel_px"] == 0 and frozen["longest_stall"] >= cfg.stall_steps
+    assert frozen["death_step"] < frozen["steps"]
+
+    blurred = track_figures(Track(np.concatenate([real[:1], _blur(real[1:])]), real, xy), cfg)
+    assert blurred["mario_shown"] <= 0.05 and blurred["sharpness_ratio"] < 0.8
+    assert blurred["death_step"] <= 1                     # Mario lost from the first dreamed frame on
+
+    s = summarise([perfect, frozen], cfg)
+    assert s["runs"] == 2 and s["camera_travel_within_tolerance"] == 0.5 and s["alive_at_end"] == 0.5
+    one = frame_playability(real)
+    assert one["camera_travel_px"] == perfect["camera_travel_px"] and one["mario_shown_fraction"] >= 0.95
