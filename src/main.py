@@ -24,19 +24,13 @@ from utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
 def register_defaults() -> None:
-    """The defaults of `training` and `data` are their dataclasses' fields, written once there: Hydra
-    gets them as the config options training/dataclass and data/default, and config/trainer.yaml and
-    experiment files hold only what differs. Needed before composing config/trainer.yaml."""
-    import dataclasses
-
-    from hydra.core.config_store import ConfigStore
-
+    """The defaults of `training` and `data` are their dataclasses' fields, written once there
+    (config/trainer.yaml and experiment files hold only what differs). Needed before composing
+    config/trainer.yaml."""
     from data.segments import DataConfig
     from training.trainer import TrainerConfig
-    store = ConfigStore.instance()
-    for group, name, cls in (("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)):
-        target = f"{cls.__module__}.{cls.__qualname__}"
-        store.store(group=group, name=name, node={"_target_": target, **dataclasses.asdict(cls())})
+    from utils.config_defaults import register_dataclass_defaults
+    register_dataclass_defaults([("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)])
 
 
 register_defaults()
