@@ -90,9 +90,9 @@ def our_env(cfg: BenchConfig) -> tuple[float, float]:
 
 
 def collect_loop(cfg: BenchConfig) -> tuple[float, float]:
-    """The collection loop alone (data.collector.collect_worker: agent, env, HDF5 writer), with the
+    """The collection loop alone (collection.collector.collect_worker: agent, env, HDF5 writer), with the
     emulator already started: the steady rate of one collect.py worker."""
-    from data.collector import EpisodeJob, collect_worker
+    from collection.collector import EpisodeJob, collect_worker
     env = SuperMarioBrosGym(cfg.level)
     env.reset()
     jobs = (EpisodeJob(index=i, level=cfg.level, seed=i) for i in range(10**6))
@@ -112,7 +112,7 @@ def collect_run(cfg: BenchConfig, workers: int, compression: str = "lzf") -> tup
     with tempfile.TemporaryDirectory() as out:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
-            c = compose("collect", [f"agent=random", f"level={cfg.level}", f"total_steps={cfg.collect_steps}",
+            c = compose("collect", ["agent=random", f"level={cfg.level}", f"total_steps={cfg.collect_steps}",
                                     f"max_steps={cfg.max_steps}", f"workers={workers}", f"out_dir={out}",
                                     f"compression={compression}", "seed=0"])
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _Clock() as clock:

@@ -123,7 +123,7 @@ def main() -> None:
         except ValueError as e:
             gen_note = f"skipped: {e}"
     res["expert_corpus"], res["expert_generated"] = corpus_runs, gen_runs
-    print(f"\n| measure | value |\n|---|---|")
+    print("\n| measure | value |\n|---|---|")
     print(f"| LevelEnv steps/s (frame-skip 4, rendered, median of {a.runs}) | {res['level_env_steps_per_s']:.0f} |")
     print(f"| physics frames/s without rendering (planner) | {res['physics_frames_per_s']:.0f} |")
     if "emulator_steps_per_s" in res:

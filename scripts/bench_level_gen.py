@@ -42,7 +42,7 @@ def bench_speed(gen: LevelGenerator, columns: int, batch: int, runs: int) -> dic
 
 
 def bench_expert(gen: LevelGenerator, n: int, columns: int, seed: int, out: Path | None) -> dict:
-    from levels.playtest import play_level  # the simulator engineer's LevelEnv + expert, via a thin adapter
+    from agents.playtest import play_level  # the A* expert in LevelEnv
     prompts = varied_prompts(n, 1000 + seed)
     levels = []
     for i in range(0, n, 10):

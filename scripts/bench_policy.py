@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench_policy.json")
     a = ap.parse_args(argv)
     from agents.modular_mind import load_npz
-    from envs.smb_env import parse_level
+    from stages import parse_stage
     try:
         for lv in a.levels:
-            parse_level(lv)
+            parse_stage(lv)
         unknown = [n for n in a.agents if n not in AGENTS]
         if unknown:
             raise ValueError(f"unknown agent {unknown[0]!r}; choose from {list(AGENTS)}")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"level": lv, "agent": n, "episodes": len(r), "mean_max_x": round(float(xs.mean()), 1),
                          "max_max_x": int(xs.max()), "flag_rate": round(float(np.mean([x[3] for x in r])), 2),
                          "mean_steps": round(float(np.mean([x[4] for x in r])), 1)})
-    print(f"\n| level | agent | mean x_pos | max x_pos | flag rate |\n|---|---|---:|---:|---:|")
+    print("\n| level | agent | mean x_pos | max x_pos | flag rate |\n|---|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['level']} | {r['agent']} | {r['mean_max_x']:.0f} | {r['max_max_x']} | {r['flag_rate']:.2f} |")
     print(f"\n{len(jobs)} episodes (max_steps {a.max_steps}) in {time.time() - t0:.0f} s; the policy was trained "

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-# No OMP_WAIT_POLICY=PASSIVE (unlike training): at batch 1 sleeping OpenMP waits cost ~25 ms a frame here,
+# No OMP_WAIT_POLICY=PASSIVE (unlike training): at batch 1 sleeping OpenMP waits cost a lot per frame (docs/benchmarks.md),
 # and the player runs with the default policy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 

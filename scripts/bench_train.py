@@ -65,7 +65,7 @@ def main() -> None:
                                              attn_levels=[False, False, False, False])}
     print(f"device {device}, threads {torch.get_num_threads()}, cpu bf16 {cpu_has_bf16()}, batch {a.batch}, "
           f"median of {a.runs} runs x {a.steps} steps")
-    print(f"| model | params | precision | s/step | samples/s |\n|---|---|---|---|---|")
+    print("| model | params | precision | s/step | samples/s |\n|---|---|---|---|---|")
     for name, cfg in models.items():
         params = sum(p.numel() for p in Denoiser(cfg).unet.parameters()) / 1e6
         for label, amp, cl in (("fp32", False, False), ("bf16 + channels_last", True, True)):

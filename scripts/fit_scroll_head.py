@@ -29,7 +29,6 @@ import actions as A  # noqa: E402
 from data.segments import SegmentSampler, load_lowres_episodes  # noqa: E402
 from data.split import load_split  # noqa: E402
 from models.denoiser import DenoiserConfig  # noqa: E402
-from models.motion import MAX_SHIFT  # noqa: E402
 from models.upsampler import UpsamplerConfig  # noqa: E402
 from models.world_model import FILES, WorldModel, to_model  # noqa: E402
 from utils.checkpoint import CheckpointError, load_json, load_tensors  # noqa: E402
@@ -59,7 +58,7 @@ def load_keeping_body(folder: Path) -> tuple[WorldModel, dict, bool]:
 def held_out_accuracy(model: WorldModel, episodes, horizon: int = 15, windows: int = 400, seed: int = 0) -> dict:
     """Scroll accuracy on windows of held-out episodes: teacher-forced and open-loop over real frames."""
     rng = np.random.default_rng(seed)
-    mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
+    mh = torch.from_numpy(A.MULTI_HOT_TABLE.copy())
     c = model.context
     ok = [e for e in episodes if len(e.actions) >= c + horizon]
     picks = [(ok[i], int(rng.integers(len(ok[i].actions) - c - horizon + 2))) for i in rng.integers(len(ok), size=windows)]

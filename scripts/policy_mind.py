@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--px-per-step", type=int, default=3)
     a = ap.parse_args(argv)
     try:
-        from envs.smb_env import SuperMarioBrosGym, parse_level
-        parse_level(a.level)
+        from envs.smb_env import SuperMarioBrosGym
+        from stages import parse_stage
+        parse_stage(a.level)
         agent = ModularMindAgent(weights=a.weights, tier=a.tier, explore=a.explore, record=True, seed=a.seed)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -75,7 +75,7 @@ def multi_hot(actions: np.ndarray) -> np.ndarray:
     return ((a & _PLAYING_BITS) != 0).astype(np.float32)
 
 
-def from_multi_hot(vec: np.ndarray) -> np.ndarray:
-    """(..., 6) multi-hot (>0.5 means pressed) -> NES bytes (...,) uint8."""
-    pressed = np.asarray(vec) > 0.5
-    return (pressed * _PLAYING_BITS).sum(-1).astype(np.uint8)
+# Every byte's multi-hot, (256, 6) float32: index it with a batch of bytes (MULTI_HOT_TABLE[acts]) or
+# turn it into a tensor once (torch.from_numpy) to look actions up on the model's device.
+MULTI_HOT_TABLE = multi_hot(np.arange(256, dtype=np.uint8))
+MULTI_HOT_TABLE.setflags(write=False)

@@ -1,4 +1,4 @@
-"""Collect episodes: an agent plays an environment; one HDF5 file per episode (DESIGN.md format).
+"""Collect episodes: an agent plays an environment; one HDF5 file per episode (format: docs/data.md).
 
     python src/collect.py env=nes agent=balanced episodes=20 max_steps=1000 level=1-1 workers=2
 
@@ -14,7 +14,6 @@ import queue
 import signal
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,17 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import actions as A
-from data.collector import EpisodeJob, WorkerResult, collect_worker
+from collection.collector import EpisodeJob, WorkerResult, collect_worker
 from utils.config_errors import config_error
 
 
 def _levels(cfg: DictConfig) -> list[str]:
-    from envs.smb_env import expand_levels
+    from stages import expand_stages
     spec = cfg.level
     if OmegaConf.is_list(spec):
         spec = list(spec)
     if cfg.env.name == "nes":
-        return expand_levels(spec) or ["random"]
+        return expand_stages(spec) or ["random"]
     if cfg.env.name == "levels":  # MarioGPT levels: files, generated from prompts, or corpus windows
         from envs.level_sources import collect_levels
         return collect_levels(cfg)

@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-# OpenMP threads that spin while waiting turn a busy 2-core machine into a crawl (measured: a tiny run
-# 101 s -> 25 s with other processes competing); sleeping waits cost nothing measurable when alone.
+# OpenMP threads that spin while waiting turn a busy 2-core machine into a crawl (docs/benchmarks.md,
+# Training step); sleeping waits cost nothing measurable when alone.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hydra  # noqa: E402
@@ -21,6 +21,19 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from utils.config_errors import ConfigError, config_error  # noqa: E402
+
+
+def register_defaults() -> None:
+    """The defaults of `training` and `data` are their dataclasses' fields, written once there
+    (config/trainer.yaml and experiment files hold only what differs). Needed before composing
+    config/trainer.yaml."""
+    from data.segments import DataConfig
+    from training.trainer import TrainerConfig
+    from utils.config_defaults import register_dataclass_defaults
+    register_dataclass_defaults([("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)])
+
+
+register_defaults()
 
 
 def build(cfg: DictConfig, section: str):
@@ -61,15 +74,12 @@ def check(training, data, den, up, sampler) -> None:
 
 
 def train_paths(data) -> list[Path]:
-    from data.episode import EpisodeError, list_episodes
-    from data.split import SplitError, load_split, split_path
+    from data.episode import EpisodeError
+    from data.split import SplitError, episodes_for
     if not data.dir:
-        config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (see README: collect data first)")
+        config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (collect data first: docs/data.md)")
     try:
-        if data.split or split_path(data.dir).exists():
-            train, _ = load_split(data.dir, data.split)
-        else:
-            train = list_episodes(data.dir)
+        train = episodes_for(data.dir, "train", data.split)
     except (EpisodeError, SplitError) as e:
         config_error(str(e))
     if not train:
@@ -84,11 +94,11 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
     check(training, data, den, up, sampler)
     paths = train_paths(data)
     from data.episode import EpisodeError
-    from trainer import Trainer
+    from training.trainer import Trainer
     full = OmegaConf.to_container(cfg, resolve=True)
     try:
-        trainer = Trainer(training, data, den, up, sampler, run_dir, paths,
-                          {**OmegaConf.to_container(cfg.wandb), "resume": cfg.resume, "init_from": cfg.init_from}, full)
+        trainer = Trainer(training, data, den, up, sampler, run_dir, paths, OmegaConf.to_container(cfg.wandb), full,
+                          resume=cfg.resume, init_from=cfg.init_from)
     except EpisodeError as e:
         config_error(str(e))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Train the small text-to-level generator on mario-gpt's SMB corpus (CPU, resumable, W&B offline).
 
-    nice -n 19 python src/train_level_gen.py                      # ~0.1M params, <= 62 min
+    nice -n 19 python src/train_level_gen.py                      # the shipped generator (config/level_gen.yaml)
     python src/train_level_gen.py max_steps=800 max_minutes=60     # continue the same run longer
     python src/train_level_gen.py out_dir=runs/lg resume=false model.n_layer=2
 

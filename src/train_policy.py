@@ -62,9 +62,9 @@ def _play(pool, fn, params, spec, jobs, rc: RewardConfig, explore: float):
 
 
 def _check(cfg: DictConfig) -> tuple[list[str], Schedule, RewardConfig, LossConfig]:
-    from envs.smb_env import expand_levels
+    from stages import expand_stages
     try:
-        levels = expand_levels(list(cfg.levels) if OmegaConf.is_list(cfg.levels) else str(cfg.levels))
+        levels = expand_stages(list(cfg.levels) if OmegaConf.is_list(cfg.levels) else str(cfg.levels))
     except ValueError as e:
         config_error(str(e))
     if not levels:

@@ -19,6 +19,8 @@ def compose(config_name: str, overrides: list[str]):
     """Compose a Hydra config of this repo, as the entry points see it."""
     from hydra import compose as _compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    if config_name == "trainer":
+        import main  # noqa: F401 - registers the training/data dataclass defaults, as `python src/main.py` does
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return _compose(config_name=config_name, overrides=overrides)
@@ -56,8 +58,8 @@ def tiny_checkpoint(tiny_run) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spawns(real_episodes, tmp_path_factory) -> Path:
-    """Spawn folders made from the real episodes (python src/spawn.py)."""
-    from spawn import main as spawn_main
+    """Spawn folders made from the real episodes (python src/dataset.py spawn)."""
+    from dataset import main as dataset_main
     out = tmp_path_factory.mktemp("spawns")
-    assert spawn_main([str(real_episodes), str(out), "--count", "3"]) == 0
+    assert dataset_main(["spawn", str(real_episodes), str(out), "--count", "3"]) == 0
     return out

@@ -77,3 +77,15 @@ def test_scripted_runner_moves_far_right_on_1_1(capsys):
         print(f"\nscripted runner on 1-1 (explore 0.05, 3 episodes): max x_pos {max_xs}, mean {np.mean(max_xs):.0f}")
     assert np.mean(max_xs) > 1500       # well past the pipes and the first pits (Mario starts at 40)
     assert max(max_xs) > 2400           # past the stairs (the flag is at ~3160)
+
+
+def test_multi_hot_table_is_each_bytes_playing_buttons():
+    table = A.MULTI_HOT_TABLE
+    assert table.shape == (256, A.NUM_PLAYING_BUTTONS) and table.dtype == np.float32
+    right_b_a = A.to_byte(["right", "B", "A"])
+    assert table[right_b_a].tolist() == [1, 0, 0, 0, 1, 1]          # right, left, down, up, B, A
+    assert table[A.to_byte(["start", "select"])].sum() == 0          # never matter in play
+    acts = np.array([[0, right_b_a], [A.to_byte(["left"]), 255]], np.uint8)
+    np.testing.assert_array_equal(table[acts], A.multi_hot(acts))
+    with pytest.raises(ValueError):
+        table[0, 0] = 1.0                                            # shared: read-only

@@ -15,7 +15,7 @@ import pytest
 from agents.base import AgentStopped
 from agents.random_agent import RandomAgent
 from conftest import ROOT, run_collect
-from data.collector import EpisodeJob, collect_worker
+from collection.collector import EpisodeJob, collect_worker
 from data.episode import list_episodes, read_episode
 
 

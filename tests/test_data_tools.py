@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 
 import actions as A
-import build_cache
+import dataset
 import envs  # noqa: F401 - registers the smbwm/ ids
-import import_dataset
-import select_test_split
-import spawn as spawn_cli
 from data.episode import list_episodes, read_episode
 from data.lowres import cache_path, downsample, load_lowres
 from data.spawn import list_spawns, load_spawn
 from data.spawn_tools import replay_to_spawn
-from data.split import SplitConfig, load_split, make_split
+from data.split import SplitConfig, SplitError, episodes_for, load_split, make_split, write_split
 
 _DIAMOND_BITS = (A.BUTTON_BITS["A"], A.BUTTON_BITS["left"], A.BUTTON_BITS["right"])  # their [jump, left, right]
 
@@ -56,7 +53,7 @@ def test_split_is_deterministic_and_written(tmp_path, real_episodes, capsys):
     assert 1 <= len(a["test"]) <= 5 and len(a["train"]) + len(a["test"]) == 6
     assert not set(a["train"]) & set(a["test"])
     assert len({json.dumps(make_split(data, SplitConfig(seed=s, test_fraction=0.4))["test"]) for s in range(6)}) > 1
-    assert select_test_split.main([str(data), "--test-fraction", "0.4"]) == 0
+    assert dataset.main(["split", str(data), "--test-fraction", "0.4"]) == 0
     train, test = load_split(data)
     assert sorted(p.name for p in test) == a["test"] and sorted(p.name for p in train) == a["train"]
     # episodes added later never move old ones between train and test
@@ -70,14 +67,30 @@ def test_split_is_deterministic_and_written(tmp_path, real_episodes, capsys):
     held = make_split(data, SplitConfig(seed=0, test_fraction=0.0, test_levels=["1-2"]))
     assert held["test"] and all("1-2" in r for r in held["test"]) and all("1-2" not in r for r in held["train"])
     capsys.readouterr()
-    assert select_test_split.main([str(data), "--test-fraction", "1.5"]) == 2
+    assert dataset.main(["split", str(data), "--test-fraction", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert "test_fraction" in err and "\n" not in err
 
 
+def test_one_rule_picks_the_episodes_split_side_else_all(tmp_path, real_episodes):
+    data = _copy(real_episodes, tmp_path / "eps")
+    every = list_episodes(data)
+    assert episodes_for(data, "train") == every == episodes_for(data, "test")   # no split.json: everything
+    split = make_split(data, SplitConfig(seed=0, test_fraction=0.4))
+    write_split(data, split)
+    train, test = episodes_for(data, "train"), episodes_for(data, "test")
+    assert sorted(p.name for p in train) == split["train"] and sorted(p.name for p in test) == split["test"]
+    other = write_split(data, {**split, "train": split["test"], "test": split["train"]}, tmp_path / "swapped.json")
+    assert episodes_for(data, "train", other) == test        # an explicit split file wins
+    with pytest.raises(SplitError):
+        episodes_for(data, "train", tmp_path / "missing.json")
+    with pytest.raises(ValueError):
+        episodes_for(data, "all")
+
+
 def test_build_cache_is_the_exact_4x4_average_and_reports_corrupt_files(tmp_path, real_episodes, capsys):
     data = _copy(real_episodes, tmp_path / "eps", n=2)
-    assert build_cache.main([str(data)]) == 0
+    assert dataset.main(["cache", str(data)]) == 0
     stamps = {}
     for p in list_episodes(data):
         low = load_lowres(p, data, build=False)
@@ -87,11 +100,11 @@ def test_build_cache_is_the_exact_4x4_average_and_reports_corrupt_files(tmp_path
         stamps[p] = cache_path(p, data).stat().st_mtime_ns
     exact = full[:1].reshape(1, 60, 4, 64, 4, 3).astype(np.float64).mean((2, 4))
     assert np.abs(low[:1].astype(np.float64) - exact).max() <= 0.5
-    assert build_cache.main([str(data)]) == 0                     # fresh entries are not rebuilt
+    assert dataset.main(["cache", str(data)]) == 0                     # fresh entries are not rebuilt
     assert all(cache_path(p, data).stat().st_mtime_ns == t for p, t in stamps.items())
     (data / "broken.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     capsys.readouterr()
-    assert build_cache.main([str(data)]) == 1                     # the others still get built
+    assert dataset.main(["cache", str(data)]) == 1                     # the others still get built
     err = _error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "broken.hdf5" in err[0]
 
@@ -126,7 +139,7 @@ def test_import_diamond_layout(tmp_path, real_episodes, encoding, bgr, capsys):
     src.mkdir()
     _write_diamond_file(src / "mario_episode_data_0.hdf5", eps, encoding, bgr=bgr)
     out = tmp_path / "imported"
-    assert import_dataset.main(["--from", "diamond_supermario", str(src), str(out)]) == 0
+    assert dataset.main(["import", "--from", "diamond_supermario", str(src), str(out)]) == 0
     files = list_episodes(out)
     assert len(files) == 2                                          # cut at the reset between them
     for ours, p in zip(eps, files):
@@ -139,20 +152,20 @@ def test_import_diamond_layout(tmp_path, real_episodes, encoding, bgr, capsys):
         np.testing.assert_allclose(got.rewards, ours.rewards[:T])
         assert got.truncated[-1] and not got.terminated.any()
     assert "BGR" in capsys.readouterr().out if bgr else True
-    assert import_dataset.main(["--from", "diamond_supermario", str(src), str(out)]) == 0   # re-run skips
+    assert dataset.main(["import", "--from", "diamond_supermario", str(src), str(out)]) == 0   # re-run skips
     assert len(list_episodes(out)) == 2
 
 
 def test_import_rejects_other_files_with_one_line(tmp_path, real_episodes, capsys):
     for src in (list_episodes(real_episodes)[0], tmp_path / "missing"):
-        assert import_dataset.main(["--from", "diamond_supermario", str(src), str(tmp_path / "o")]) == 2
+        assert dataset.main(["import", "--from", "diamond_supermario", str(src), str(tmp_path / "o")]) == 2
         err = _error_lines(capsys.readouterr().err)
         assert len(err) == 1 and str(src) in err[0]
 
 
 def test_spawns_from_real_episodes_replay_to_their_frames(tmp_path, real_episodes):
     out = tmp_path / "spawn"
-    assert spawn_cli.main([str(real_episodes), str(out), "--count", "4", "--seed", "1"]) == 0
+    assert dataset.main(["spawn", str(real_episodes), str(out), "--count", "4", "--seed", "1"]) == 0
     folders = list_spawns(out)
     assert len(folders) == 4 and {f.name.split("_")[0] for f in folders} == {"1-1", "1-2"}
     for f in folders:
@@ -164,10 +177,12 @@ def test_spawns_from_real_episodes_replay_to_their_frames(tmp_path, real_episode
         np.testing.assert_array_equal(s.actions, ep.actions[t:t + 4])       # act[3]: the action taken next
         np.testing.assert_array_equal(s.next_actions, ep.actions[t + 4:t + 4 + 200])
         assert s.replay_actions == [int(a) for a in ep.actions[:t + 3]] and (f / "preview.png").exists()
-        obs = replay_to_spawn(None, s)
+        env = gymnasium.make(f"smbwm/SuperMarioBros-{s.meta['level']}-v0")
+        obs = replay_to_spawn(env, s)
+        env.close()
         assert np.array_equal(obs, s.full_res[-1]), f"{f.name}: replay did not reach the spawn's last frame"
     again = tmp_path / "again"
-    spawn_cli.main([str(real_episodes), str(again), "--count", "4", "--seed", "1"])
+    dataset.main(["spawn", str(real_episodes), str(again), "--count", "4", "--seed", "1"])
     assert [f.name for f in list_spawns(again)] == [f.name for f in folders]   # deterministic picks
 
 
@@ -182,7 +197,7 @@ def test_spawn_from_diamond_layout_folder(tmp_path, real_episodes):
     np.save(src / "act.npy", acts3)
     np.save(src / "next_act.npy", np.array([[0, 0, 1]] * 5, np.float32))
     out = tmp_path / "converted"
-    assert spawn_cli.main(["--from", "diamond_supermario", str(src.parent), str(out)]) == 0
+    assert dataset.main(["spawn", "--from", "diamond_supermario", str(src.parent), str(out)]) == 0
     (folder,) = list_spawns(out)
     s = load_spawn(folder)
     np.testing.assert_array_equal(s.full_res, rgb)
@@ -196,6 +211,22 @@ def test_spawn_tool_errors_are_one_line(tmp_path, capsys):
     empty.mkdir()
     for args in ([str(empty), str(tmp_path / "o")], ["--from", "diamond_supermario", str(empty), str(tmp_path / "o")],
                  [str(tmp_path / "nope"), str(tmp_path / "o")]):
-        assert spawn_cli.main(args) == 2
+        assert dataset.main(["spawn", *args]) == 2
         err = _error_lines(capsys.readouterr().err)
         assert len(err) == 1, err
+
+
+def test_one_command_runs_every_data_tool_and_refuses_unknown_ones(tmp_path, capsys):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    assert dataset.main([]) == 2 and "tools:" in capsys.readouterr().out
+    assert dataset.main(["shuffle", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unknown tool 'shuffle'; choose one of split, cache, import, spawn"
+    for tool in dataset.TOOLS:              # each tool's own flags, from the real command line
+        out = subprocess.run([sys.executable, "src/dataset.py", tool, "--help"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.startswith(f"usage: python src/dataset.py {tool}"), out.stderr
+    assert dataset.main(["split", str(tmp_path / "none")]) == 2       # the tool's own one-line error
+    assert capsys.readouterr().err.startswith("error: ")

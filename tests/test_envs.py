@@ -8,7 +8,8 @@ import pytest
 import actions as A
 import envs  # noqa: F401 - registers the smbwm/ ids
 from envs.emulator_env import EmulatorError
-from envs.smb_env import ALL_LEVELS, SuperMarioBrosGym, expand_levels, parse_level
+from envs.smb_env import SuperMarioBrosGym
+from stages import ALL_STAGES, expand_stages, parse_stage
 
 INFO_KEYS = {"x_pos", "y_pos", "world", "stage", "life", "coins", "time", "status", "flag_get"}
 
@@ -43,7 +44,7 @@ def test_make_reset_step_api():
 
 
 def test_every_level_is_registered_and_plays_that_level():
-    ids = {f"smbwm/SuperMarioBros-{lv}-v0" for lv in ALL_LEVELS}
+    ids = {f"smbwm/SuperMarioBros-{lv}-v0" for lv in ALL_STAGES}
     ids |= {"smbwm/SuperMarioBros-v0", "smbwm/SuperMarioBrosRandomStages-v0"}
     assert ids <= set(gymnasium.registry)
     env = gymnasium.make("smbwm/SuperMarioBros-8-4-v0")
@@ -119,8 +120,8 @@ def test_dead_emulator_is_a_clear_error():
 
 
 def test_level_parsing():
-    assert parse_level("4-2") == (4, 2)
-    assert expand_levels("world3") == ["3-1", "3-2", "3-3", "3-4"]
-    assert expand_levels(["1-1", "world8"])[-1] == "8-4" and len(expand_levels("all")) == 32
+    assert parse_stage("4-2") == (4, 2)
+    assert expand_stages("world3") == ["3-1", "3-2", "3-3", "3-4"]
+    assert expand_stages(["1-1", "world8"])[-1] == "8-4" and len(expand_stages("all")) == 32
     with pytest.raises(ValueError, match="WORLD-STAGE"):
-        parse_level("9-1")
+        parse_stage("9-1")

@@ -11,11 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, tmp_path, capsys):
     import fit_scroll_head
     from models.world_model import WorldModel
-    from select_test_split import main as split_main
+    from dataset import main as dataset_main
 
     data = tmp_path / "data"
     shutil.copytree(real_episodes, data)
-    assert split_main([str(data), "--test-fraction", "0.4"]) == 0
+    assert dataset_main(["split", str(data), "--test-fraction", "0.4"]) == 0
     out = tmp_path / "fitted"
     assert fit_scroll_head.main(["--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
                                  "--steps", "6", "--batch", "8"]) == 0

@@ -15,7 +15,7 @@ from levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
 from levels.generator import (N_PREFIX, TILE_TOKENS, GeneratorConfig, build_model, decode_tiles, encode,
                               load_checkpoint, GeneratorError)
 from levels.level import HEIGHT, TILES, load_level, parse_level
-from levels.prompts import parse_prompt, prompt_of
+from levels.prompts import prompt_of
 from levels.sampling import sample_tokens
 from levels.train import TrainConfig, train
 

@@ -12,7 +12,7 @@ from agents.modular_mind import (DEFAULT_WEIGHTS, ModularMindAgent, default_spec
                                  load_npz, n_params, save_npz)
 from conftest import ROOT, compose, run_collect
 from envs.smb_env import SuperMarioBrosGym
-from policy.features import GROUPS, N_STATE_FEATURES, features_from_ram, features_from_state, state_from_level
+from agents.mind_features import GROUPS, N_STATE_FEATURES, features_from_ram, features_from_state, state_from_level
 from policy.model import ModularMind
 from policy.reinforce import LossConfig, degenerate, reinforce_step
 from policy.rollout import RewardConfig, Trajectory, play

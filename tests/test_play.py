@@ -155,14 +155,14 @@ def test_bad_spawn_checkpoint_and_files_give_one_clear_line(tmp_path, capsys):
     np.save(bad / "act.npy", np.zeros(4, np.uint8))
     # The command line as a user runs it (once as a real process), then the same entry point in-process.
     assert_one_line_error(play_cli("--real", "--spawn", bad, "--headless", "--frames", 2, "--out", tmp_path / "o"),
-                          "full_res.npy", "src/spawn.py")
+                          "full_res.npy", "src/dataset.py spawn")
     broken = tmp_path / "ckpt"
     broken.mkdir()
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
-    cases = [(["--spawn", tmp_path / "missing"], ("no such folder", "src/spawn.py")),
+    cases = [(["--spawn", tmp_path / "missing"], ("no such folder", "src/dataset.py spawn")),
              (["--checkpoint", tmp_path / "nope"], ("--checkpoint", "src/main.py")),
              (["--checkpoint", broken], ("no world-model checkpoint", "src/main.py")),
-             (["--real", "--spawn", 99], ("--spawn 99", "src/spawn.py"))]
+             (["--real", "--spawn", 99], ("--spawn 99", "src/dataset.py spawn"))]
     for argv, needles in cases:
         capsys.readouterr()
         code = play(*argv, "--headless", "--out", tmp_path / "o")

@@ -212,7 +212,7 @@ def _trainer(cfg, episodes_dir, run_dir):
     """A Trainer built the way main.py builds it, on the real fixture episodes."""
     from data.episode import list_episodes
     from main import build
-    from trainer import Trainer
+    from training.trainer import Trainer
     return Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
                    build(cfg, "sampler"), run_dir, list_episodes(episodes_dir), {"mode": "disabled"}, {})
 
@@ -277,3 +277,24 @@ def test_real_scroll_rollouts_move_the_camera_with_the_real_game(tiny_checkpoint
         real = s.scrolls[c - 1:c - 1 + 12]
         seen = estimate_scrolls(np.concatenate([s.frames[c - 1:c], dream]))   # the camera of the dream's frames
         assert np.mean(seen == real) >= 0.75, (seen, real)
+
+
+def test_training_and_data_defaults_are_written_once_in_their_dataclasses():
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from data.segments import DataConfig
+    from main import build
+    from training.trainer import TrainerConfig
+    cfg = compose("trainer", ["data.dir=somewhere", "training.steps=7"])
+    assert build(cfg, "training") == dataclasses.replace(TrainerConfig(), steps=7)
+    assert build(cfg, "data") == DataConfig(dir="somewhere")
+    cpu = compose("trainer", ["experiment=cpu"])
+    assert build(cpu, "training").self_context_steps == 4 and build(cpu, "data").upsampler_batch_size == 16
+    # config files hold only what differs from the dataclasses
+    for f in [ROOT / "config/trainer.yaml", *sorted((ROOT / "config/experiment").glob("*.yaml"))]:
+        y = OmegaConf.to_container(OmegaConf.load(f))
+        for section, default in (("training", TrainerConfig()), ("data", DataConfig())):
+            for key, value in (y.get(section) or {}).items():
+                assert key != "_target_" and value != getattr(default, key), f"{f.name}: {section}.{key}"

@@ -1,6 +1,6 @@
 """The Modular Mind policy in plain numpy: specialists talking through a shared latent.
 
-Each specialist reads a few feature groups (policy/features.py) through a tiny tanh layer and writes
+Each specialist reads a few feature groups (agents/mind_features.py) through a tiny tanh layer and writes
 a latent into a shared channel; action owners also push a "drive" for their own buttons (runner ->
 right/right+B, jumper -> the A buttons, cautious -> NOOP/left), the others (danger, urgency) act only
 through the latent. The summed latent passes a RecursiveLink bridge (a residual ReGLU applied
@@ -20,10 +20,10 @@ import numpy as np
 
 import actions as A
 from agents.base import Agent, HeldActions
-from policy.features import GROUPS, N_STATE_FEATURES, GameState, features_from_state, state_from_level, state_from_ram
+from agents.mind_features import GROUPS, N_STATE_FEATURES, GameState, features_from_state, state_from_level, state_from_ram
+from utils.paths import POLICY_WEIGHTS, REPO_ROOT, from_repo
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WEIGHTS = "checkpoints/policy/modular_mind.npz"
+DEFAULT_WEIGHTS = str(POLICY_WEIGHTS.relative_to(REPO_ROOT))
 TIERS = {"expert": 0.0, "normal": 0.1, "erratic": 0.3}   # tier -> explore (random legal action probability)
 STALL_SCALE = 40.0
 
@@ -133,9 +133,7 @@ def save_npz(path: str | Path, params: dict[str, np.ndarray], spec: dict[str, An
 
 def load_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """(params, spec, meta); a relative path is tried from the working directory, then the repo root."""
-    p = Path(path)
-    if not p.is_absolute() and not p.exists():
-        p = ROOT / p
+    p = from_repo(path)
     if not p.exists():
         raise FileNotFoundError(f"Modular Mind weights not found: {path} (train them with python src/train_policy.py)")
     try:

@@ -14,7 +14,7 @@ from PIL import Image
 
 import actions as A
 
-STEPS_PER_SECOND = 15  # frame-skip 4 at 60 NES frames/s (DESIGN.md "Time")
+STEPS_PER_SECOND = 15  # frame-skip 4 at 60 NES frames/s (docs/data.md, "Time")
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are playing Super Mario Bros (NES) as a skilled human player would. You see recent game \

@@ -1,4 +1,4 @@
-"""The one reader/writer of the episode format (see DESIGN.md, "Episode file").
+"""The one reader/writer of the episode format (specified in docs/data.md, "The episode format").
 
 One episode per HDF5 file. `frames[t]` is seen, `actions[t]` is taken, `frames[t+1]` results, so
 `len(frames) == len(actions) + 1`. Writers stream frames into `<name>.hdf5.tmp` and rename on close,

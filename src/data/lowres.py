@@ -18,7 +18,6 @@ from tqdm import tqdm
 from data.episode import EpisodeError, read_episode
 
 FACTOR = 4
-LOW_SHAPE = (60, 64, 3)
 CACHE_DIRNAME = ".lowres_60x64"
 
 
@@ -61,7 +60,7 @@ def load_lowres(episode_path: str | os.PathLike, data_dir: str | os.PathLike, bu
         except (ValueError, OSError):
             pass
     if not build:
-        raise EpisodeError(f"{episode_path}: no low-res cache entry (run python src/build_cache.py {data_dir})")
+        raise EpisodeError(f"{episode_path}: no low-res cache entry (run python src/dataset.py cache {data_dir})")
     from models.motion import estimate_scrolls  # torch is only needed when building
     frames = read_episode(episode_path).frames
     low = downsample(frames)

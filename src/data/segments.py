@@ -66,7 +66,7 @@ class SegmentSampler:
             raise ValueError(f"data.weighting must be uniform or episode, got {weighting!r}")
         self.p, self.lengths = p, lengths
         self.rng = np.random.default_rng(seed)
-        self._mh = A.multi_hot(np.arange(256, dtype=np.uint8)).astype(np.float32)  # byte -> multi-hot
+        self._mh = A.MULTI_HOT_TABLE
 
     def sample(self, batch: int, lead: int = 0) -> dict[str, torch.Tensor]:
         """`lead` > 0 prepends that many earlier frames (with their actions and scrolls) to the context:

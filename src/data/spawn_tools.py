@@ -19,7 +19,7 @@ from data.episode import Episode, read_episode
 from data.import_diamond import decode_actions, to_rgb
 from data.lowres import downsample
 from data.spawn import CONTEXT, Spawn, SpawnError
-from envs.smb_env import parse_level
+from stages import stage_name
 
 
 @dataclass
@@ -54,7 +54,7 @@ def is_emulator_episode(ep: Episode) -> bool:
 def replay_level(ep: Episode) -> str | None:
     """The 'W-S' to reset the emulator at for a replay (random-stage episodes: the stage played)."""
     try:
-        return "%d-%d" % parse_level(str(ep.attrs.get("level", "")))
+        return stage_name(str(ep.attrs.get("level", "")))
     except ValueError:
         if "world" in ep.info and "stage" in ep.info:
             return f"{int(ep.info['world'][0])}-{int(ep.info['stage'][0])}"
@@ -128,7 +128,7 @@ def convert_diamond_spawn(src: str | os.PathLike) -> Spawn:
 
 
 def replay_to_spawn(env, spawn: Spawn) -> np.ndarray:
-    """Reset an emulator env (made for spawn.meta['level']; None makes one) and step the spawn's
+    """Reset an emulator env (made for spawn.meta['level']) and step the spawn's
     replay_actions; returns the observation, which equals spawn.full_res[-1] (the emulator is
     deterministic). The env is left there, so the real game can continue from the spawn."""
     actions = spawn.replay_actions
@@ -136,10 +136,6 @@ def replay_to_spawn(env, spawn: Spawn) -> np.ndarray:
     where = spawn.path or "spawn"
     if actions is None:
         raise SpawnError(f"{where}: has no replay_actions (not recorded on the emulator)")
-    if env is None:
-        import gymnasium
-        import envs  # noqa: F401 - registers the ids
-        env = gymnasium.make(f"smbwm/SuperMarioBros-{level}-v0")
     base = env.unwrapped
     if getattr(base, "level", level) != level or getattr(base, "random_stages", False):
         raise SpawnError(f"{where}: recorded on level {level}, but the env plays "

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.episode import EpisodeError, list_episodes, read_episode
+from data.episode import list_episodes, read_episode
 
 SPLIT_FILENAME = "split.json"
 
@@ -85,7 +85,7 @@ def load_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = Non
     root = Path(data_dir)
     f = Path(path) if path else split_path(root)
     if not f.exists():
-        raise SplitError(f"{f}: no split file; make one with: python src/select_test_split.py {root}")
+        raise SplitError(f"{f}: no split file; make one with: python src/dataset.py split {root}")
     try:
         split = json.loads(f.read_text())
         train, test = list(split["train"]), list(split["test"])
@@ -98,11 +98,17 @@ def load_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = Non
     return [(root / r).resolve() for r in train], [(root / r).resolve() for r in test]
 
 
-def unsplit_episodes(data_dir: str | os.PathLike, split: dict) -> list[Path]:
-    """Episodes in the directory that the split does not mention (collected after it was made)."""
-    root = Path(data_dir)
-    known = set(split["train"]) | set(split["test"])
-    try:
-        return [p for p in list_episodes(root) if p.relative_to(root).as_posix() not in known]
-    except EpisodeError:
-        return []
+def has_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> bool:
+    """True when the episodes of `data_dir` are split: a split file was given or `<data_dir>/split.json` exists."""
+    return bool(path) or split_path(data_dir).exists()
+
+
+def episodes_for(data_dir: str | os.PathLike, side: str, path: str | os.PathLike | None = None) -> list[Path]:
+    """The one rule for which episodes a tool uses: the `side` ("train" or "test") of the split when
+    there is one (`has_split`), else every episode of the directory. SplitError / EpisodeError as above."""
+    if side not in ("train", "test"):
+        raise ValueError(f"side must be train or test, got {side!r}")
+    if has_split(data_dir, path):
+        train, test = load_split(data_dir, path)
+        return train if side == "train" else test
+    return list_episodes(data_dir)

@@ -11,7 +11,7 @@ NAMESPACE = "smbwm"
 
 
 def register_envs() -> None:
-    from envs.smb_env import ALL_LEVELS
+    from stages import ALL_STAGES
 
     def reg(env_id: str, entry_point: str, **kwargs) -> None:
         if env_id not in gymnasium.registry:
@@ -19,7 +19,7 @@ def register_envs() -> None:
 
     reg(f"{NAMESPACE}/SuperMarioBros-v0", "envs.smb_env:SuperMarioBrosGym", level=None)
     reg(f"{NAMESPACE}/SuperMarioBrosRandomStages-v0", "envs.smb_env:SuperMarioBrosGym", random_stages=True)
-    for lv in ALL_LEVELS:
+    for lv in ALL_STAGES:
         reg(f"{NAMESPACE}/SuperMarioBros-{lv}-v0", "envs.smb_env:SuperMarioBrosGym", level=lv)
     reg(f"{NAMESPACE}/Dream-v0", "envs.world_model_env:WorldModelEnv")   # the world model (checkpoints/)
     reg(f"{NAMESPACE}/MarioGPTLevels-v0", "envs.level_env:LevelEnv")    # MarioGPT levels (level_text=, level_file=)

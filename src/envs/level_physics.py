@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from actions import BUTTON_BITS
+
 TILE = 16
 SOLID_TILES = "XS?QU<>[]Bb"   # U: a question block after it was bumped
 _SOLID = bytes(1 if chr(i) in SOLID_TILES else 0 for i in range(256))
@@ -35,7 +37,7 @@ START_TIME = 400
 MARIO_BOX = (3, 13, 2, 16)
 GOOMBA_BOX = (2, 14, 4, 16)
 
-RIGHT, LEFT, DOWN, UP, B, A = 0x80, 0x40, 0x20, 0x10, 0x02, 0x01
+RIGHT, LEFT, DOWN, UP, B, A = (BUTTON_BITS[b] for b in ("right", "left", "down", "up", "B", "A"))
 
 
 @dataclass

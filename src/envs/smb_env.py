@@ -8,51 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from envs.emulator_env import EmulatorEnv
-
-ALL_LEVELS = [f"{w}-{s}" for w in range(1, 9) for s in range(1, 5)]
-
-
-def parse_level(level: str) -> tuple[int, int]:
-    """'1-1' -> (1, 1); raises ValueError with the accepted forms otherwise."""
-    m = re.fullmatch(r"\s*([1-8])-([1-4])\s*", str(level))
-    if not m:
-        raise ValueError(f"bad level {level!r}: expected WORLD-STAGE with world 1..8 and stage 1..4, e.g. 1-1")
-    return int(m.group(1)), int(m.group(2))
-
-
-def expand_levels(spec: str | Sequence[str] | None) -> list[str]:
-    """'1-1' | ['1-1','2-1'] | 'all' | 'world1' | 'random' | None -> list of 'W-S' (None/'random' -> [])."""
-    if spec is None:
-        return []
-    if isinstance(spec, str):
-        s = spec.strip().lower()
-        if s in ("random", ""):
-            return []
-        if s == "all":
-            return list(ALL_LEVELS)
-        m = re.fullmatch(r"world([1-8])", s)
-        if m:
-            return [f"{m.group(1)}-{k}" for k in range(1, 5)]
-        spec = [p for p in re.split(r"[,\s]+", s) if p]
-    out = []
-    for lv in spec:
-        out.extend(expand_levels(lv) if str(lv).lower().startswith(("world", "all")) else ["%d-%d" % parse_level(lv)])
-    return out
-
+from stages import ALL_STAGES, expand_stages, parse_stage, stage_name
 
 def _make_nes(level: str | None):
     # gym 0.26 (a dependency of nes-py) prints a deprecation banner on import: keep consoles clean.
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         from gym_super_mario_bros.smb_env import SuperMarioBrosEnv
-    target = parse_level(level) if level else None
+    target = parse_stage(level) if level else None
     return SuperMarioBrosEnv(target=target)
 
 
@@ -67,8 +36,8 @@ class SuperMarioBrosGym(EmulatorEnv):
                  frame_skip: int = 4, max_episode_steps: int | None = None, render_mode: str | None = None):
         super().__init__(frame_skip=frame_skip, max_episode_steps=max_episode_steps, render_mode=render_mode)
         self.random_stages = bool(random_stages or stages)
-        self.stages = expand_levels(stages) if stages else (list(ALL_LEVELS) if random_stages else [])
-        self.level = None if self.random_stages else (None if level in (None, "", "game") else "%d-%d" % parse_level(level))
+        self.stages = expand_stages(stages) if stages else (list(ALL_STAGES) if random_stages else [])
+        self.level = None if self.random_stages else (None if level in (None, "", "game") else stage_name(level))
         self._nes_by_level: dict[str | None, Any] = {}
         self._nes = None
         self._flag = False

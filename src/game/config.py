@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (docs/model.md) "
+                      "or pass --checkpoint DIR, or play the real game with --real")
+
+
 class PlayError(ValueError):
     """A user mistake (bad flag, file, checkpoint, spawn); str() is one line saying what to do."""
 
@@ -17,7 +21,7 @@ class PlayConfig:
     spawn: str | None = None           # spawn folder, folder of spawns, index, or "random"
     scale: int | None = None           # window scale; None: 3, or 2 side by side (--compare)
     fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
-    steps: int | None = None           # denoising steps (None: the checkpoint's default)
+    denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = "fast"
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     device: str = "auto"
@@ -52,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spawn", help="spawn folder, folder of spawns, index into the spawn list, or 'random'")
     p.add_argument("--scale", type=int, help="window scale (default 3; 2 with --compare)")
     p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
-    p.add_argument("--denoising-steps", "--steps", type=int, dest="steps",
-                   help="denoising steps per frame (default: the checkpoint's)")
+    p.add_argument("--denoising-steps", type=int, dest="denoising_steps",
+                   help="denoiser calls per frame (default: the --sampler preset's)")
     p.add_argument("--sampler", choices=("fast", "sharp", "quality"), default=d.sampler,
                    help="sampler preset: fast (1 step, game speed), sharp (2 steps), quality (3 Heun steps)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the world model: ~30%% faster frames, ~1 min to start the first time")
+                   help="torch.compile the world model: faster frames, about a minute to start the first time")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: all cores; 1 on a busy machine)")
     p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")
@@ -95,8 +99,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
         raise PlayError(f"--max-episode-steps must be >= 1, got {cfg.max_episode_steps}")
-    if cfg.steps is not None and cfg.steps < 1:
-        raise PlayError(f"--denoising-steps must be >= 1, got {cfg.steps}")
+    if cfg.denoising_steps is not None and cfg.denoising_steps < 1:
+        raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
     if cfg.headless:
         if cfg.out is None:
             raise PlayError("--headless needs --out DIR (where frames.npy, frames.gif, play_stats.json go)")
@@ -106,13 +110,12 @@ def validate(cfg: PlayConfig) -> None:
             raise PlayError(f"--actions {cfg.actions}: no such file (give a file with one NES byte per line, or 'random')")
     # Cheap path checks first: a typo should not wait for a model to load.
     if cfg.spawn not in (None, "random") and not str(cfg.spawn).isdigit() and not Path(cfg.spawn).exists():
-        raise PlayError(f"--spawn {cfg.spawn}: no such folder; make spawns with `python src/spawn.py` "
+        raise PlayError(f"--spawn {cfg.spawn}: no such folder; make spawns with `python src/dataset.py spawn` "
                         "or give a spawn folder, an index or 'random'")
     if cfg.checkpoint is not None and not Path(cfg.checkpoint).exists() and not cfg.real:
-        from game.factory import NO_CHECKPOINT_HINT
         raise PlayError(f"--checkpoint {cfg.checkpoint}: no such file or directory; {NO_CHECKPOINT_HINT}")
-    from envs.smb_env import parse_level
+    from stages import parse_stage
     try:
-        parse_level(cfg.level)
+        parse_stage(cfg.level)
     except ValueError as e:
         raise PlayError(f"--level: {e}") from None

@@ -5,35 +5,24 @@ and other tools can inject any Gymnasium env with our interface (240x256x3 frame
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable
 
 from data.spawn import Spawn, SpawnError, load_spawn
-from game.config import PlayConfig, PlayError
+from game.config import NO_CHECKPOINT_HINT, PlayConfig, PlayError
 
 UNLIMITED = 2 ** 62
 DreamBuilder = Callable[[PlayConfig], Any]
 RealBuilder = Callable[[str], Any]
 
-NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (README, "
-                      "world model) or pass --checkpoint DIR, or play the real game with --real")
-
-
 def make_dream(cfg: PlayConfig) -> Any:
     """WorldModelEnv for `cfg` (checkpoint, device, denoising steps, sampler)."""
-    try:
-        mod = importlib.import_module("envs.world_model_env")
-    except ModuleNotFoundError as e:
-        if e.name != "envs.world_model_env":
-            raise
-        raise PlayError("the dream environment (src/envs/world_model_env.py) is missing from this checkout; "
-                        "update it, or play the real game with --real") from None
     import torch
+    from envs import world_model_env as mod
     from utils.device import pick_device
-    # torch's default (all cores) was faster here at load ~4 (2.3-4.5 vs 2.1 steps/s); under heavy
-    # load an OpenMP team of 2 on 2 cores can stall at every barrier (once 5 s per tiny-model step vs
-    # 0.1-0.4 s with 1 thread): --threads 1 is the remedy on a busy machine.
+    # torch's default (all cores) is the faster choice on an idle machine; under heavy load an OpenMP
+    # team as large as the core count can stall at every barrier, and --threads 1 is the remedy
+    # (docs/benchmarks.md, Player).
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
@@ -43,13 +32,13 @@ def make_dream(cfg: PlayConfig) -> Any:
     try:
         # The session picks starts itself and truncates both sides of --compare at the same step,
         # so the env's own episode limit is out of the way.
-        return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.steps,
+        return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.denoising_steps,
                                  sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile)
     except mod.CheckpointError as e:
         msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except SpawnError as e:
-        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pass --spawn DIR") from None
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pass --spawn DIR") from None
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; anything it raises is one line
         if not cfg.compile:
             raise
@@ -68,16 +57,7 @@ def load_spawn_clean(path: str | Path) -> Spawn:
     try:
         return load_spawn(path)
     except SpawnError as e:
-        raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
-
-
-def replay_fn() -> Callable[[Any, Spawn], Any] | None:
-    """`data.spawn_tools.replay_to_spawn` if this checkout has it (imported late: it is optional)."""
-    try:
-        from data.spawn_tools import replay_to_spawn
-    except ImportError:
-        return None
-    return replay_to_spawn
+        raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
 
 
 def one_line(e: BaseException) -> str:

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from data.lowres import downsample
-from data.spawn import CONTEXT, Spawn, list_spawns
-from envs.smb_env import ALL_LEVELS, parse_level
+from data.spawn import CONTEXT, Spawn, SpawnError, list_spawns
+from data.spawn_tools import replay_to_spawn
 from game.config import PlayConfig, PlayError
-from data.spawn import SpawnError
-from game.factory import (DreamBuilder, RealBuilder, load_spawn_clean, make_dream, make_real_factory, one_line,
-                          replay_fn)
+from game.factory import DreamBuilder, RealBuilder, load_spawn_clean, make_dream, make_real_factory, one_line
 from game.record import Recorder
+from stages import ALL_STAGES, stage_name
+from utils.paths import SPAWNS
 
-ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {"dream": "dream/human", "real": "nes/human"}
 
 
@@ -85,22 +84,22 @@ class Session:
             paths = [p] if looks_like_one or p.is_file() else list_spawns(p)
             if not paths:
                 raise PlayError(f"--spawn {spec}: no spawn folders there (each needs full_res.npy and act.npy); "
-                                "make some with `python src/spawn.py`")
+                                "make some with `python src/dataset.py spawn`")
         elif self.dream is not None:
             paths = [Path(s) for s in getattr(self.dream, "spawns", [])]
         elif spec is not None:     # real mode with an index or 'random': the repo's spawns
-            paths = list_spawns(ROOT / "spawn")
+            paths = list_spawns(SPAWNS)
         else:
             paths = []
         if spec is not None and str(spec).isdigit():
             index = int(spec)
             if index >= len(paths):
                 have = f"there are only {len(paths)} spawns (indices 0..{len(paths) - 1})" if paths else "there are no spawns"
-                raise PlayError(f"--spawn {spec}: {have}; make some with `python src/spawn.py` or pass a spawn folder")
+                raise PlayError(f"--spawn {spec}: {have}; make some with `python src/dataset.py spawn` or pass a spawn folder")
         if paths:
             return [Start(spawn=p) for p in paths], index
-        first = ALL_LEVELS.index("%d-%d" % parse_level(self.cfg.level))
-        return [Start(level=lv) for lv in ALL_LEVELS[first:] + ALL_LEVELS[:first]], 0
+        first = ALL_STAGES.index(stage_name(self.cfg.level))
+        return [Start(level=lv) for lv in ALL_STAGES[first:] + ALL_STAGES[:first]], 0
 
     @property
     def start(self) -> Start:
@@ -148,14 +147,13 @@ class Session:
         if "real" in self.sides or spawn is None:
             real_level = level
             try:
-                parse_level(level)
+                stage_name(level)
             except ValueError:
                 real_level, note = self.cfg.level, f"spawn level {level!r} is not an emulator level: real game at {self.cfg.level}"
             env = self._real_env(real_level)
-            replay = replay_fn()
-            if spawn is not None and spawn.replay_actions is not None and replay is not None and not note:
+            if spawn is not None and spawn.replay_actions is not None and not note:
                 try:
-                    obs = replay(env, spawn)
+                    obs = replay_to_spawn(env, spawn)
                 except SpawnError as e:
                     raise PlayError(f"{one_line(e)}; pick another spawn with --spawn") from None
                 info = emulator_info(env)
@@ -173,7 +171,7 @@ class Session:
             try:
                 images["dream"], infos["dream"] = self.dream.reset(seed=self.cfg.seed, options={"spawn": spawn})
             except SpawnError as e:
-                raise PlayError(f"{one_line(e)}; make spawns with `python src/spawn.py` or pick another with --spawn") from None
+                raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
         self.step_count = 0
         self.episodes += 1
         for side, r in self.recorders.items():

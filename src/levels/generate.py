@@ -10,9 +10,9 @@ from levels.generator import TILE_TOKENS, GeneratorConfig, decode_tiles, load_ch
 from levels.level import HEIGHT, Level
 from levels.prompts import Prompt, parse_prompt
 from levels.sampling import sample_tokens
+from utils.paths import LEVEL_GEN_CHECKPOINT
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO / "checkpoints" / "level_gen"
+DEFAULT_CHECKPOINT = LEVEL_GEN_CHECKPOINT
 
 
 @dataclass

@@ -106,7 +106,6 @@ def panel(frames: Sequence[np.ndarray], trace: Sequence[dict[str, Any]], spec: d
         d.multiline_text((2, y), label, fill="black", spacing=1)
         y += b.height + 6
     names = [A.name(b) for b in spec["actions"]]
-    act_band = bands[-2][1]
     ya = strip_h + sum(b.height + 6 for _, b in bands[:-2])
     for k, n in enumerate(names):                                         # one label per action row
         d.text((2, ya + k * ACTION_ROW_H), n[:16], fill="black")

@@ -1,7 +1,7 @@
 """Make spawn points for play: 4 real frames + actions, from episodes or from DIAMOND_SuperMario spawns.
 
-    python src/spawn.py dataset_files/episodes spawn --count 16 --seed 0
-    python src/spawn.py --from diamond_supermario path/to/csgo/spawn spawn/diamond
+    python src/dataset.py spawn dataset_files/episodes spawn --count 16 --seed 0
+    python src/dataset.py spawn --from diamond_supermario path/to/csgo/spawn spawn/diamond
 
 Each spawn is a folder (format in src/data/spawn.py) named <level>_<episode>_t<start>; emulator
 spawns carry the level and the actions from the episode start, so the player can bring the real game
@@ -47,7 +47,7 @@ def spawns_from_diamond(src: Path, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python src/dataset.py spawn", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", type=Path, help="episode directory (or file), or DIAMOND spawn folder(s) with --from")
     ap.add_argument("out", type=Path, help="output directory for spawn folders")
     ap.add_argument("--from", dest="fmt", choices=("episodes", "diamond_supermario"), default="episodes")
@@ -72,6 +72,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.out}: {len(written)} spawn folders written")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Build the low-res (60x64, exact 4x4 area average) cache of every episode in a directory.
 
-    python src/build_cache.py dataset_files/episodes
-    python src/build_cache.py DATA_DIR --split test      # only the test episodes of DATA_DIR/split.json
+    python src/dataset.py cache dataset_files/episodes
+    python src/dataset.py cache DATA_DIR --split test      # only the test episodes of DATA_DIR/split.json
 
 Entries live in <DATA_DIR>/.lowres_60x64/ and are rebuilt only when their episode file changed, so
 re-running is cheap; the trainer then reads low-res frames without resizing.
@@ -28,7 +28,7 @@ def _episodes(data_dir: Path, which: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python src/dataset.py cache", description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", help="directory of episode files (searched recursively)")
     ap.add_argument("--split", choices=("all", "train", "test"), default="all",
                     help="only the episodes of one side of <data_dir>/split.json")
@@ -58,6 +58,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {line}", file=sys.stderr)
     return 1 if bad else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

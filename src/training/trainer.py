@@ -25,7 +25,7 @@ from models.denoiser import DenoiserConfig
 from models.sampler import SamplerConfig
 from models.upsampler import UpsamplerConfig
 from models.world_model import WorldModel, to_model
-from training_log import RunLogger, sample_strip
+from training.log import RunLogger, sample_strip
 from utils.checkpoint import (load_json, load_tensors, optimizer_from_files, optimizer_to_files, save_json,
                               save_tensors)
 from utils.device import autocast, autocast_dtype, pick_device, prepare_module
@@ -84,7 +84,10 @@ def _ddp() -> tuple[int, int]:
 
 class Trainer:
     def __init__(self, cfg: TrainerConfig, data: DataConfig, denoiser: DenoiserConfig, upsampler: UpsamplerConfig,
-                 sampler: SamplerConfig, run_dir: Path, train_paths: list[Path], logger_cfg: dict, full_config: dict):
+                 sampler: SamplerConfig, run_dir: Path, train_paths: list[Path], wandb_cfg: dict, full_config: dict,
+                 *, resume: bool = False, init_from: str | None = None):
+        """`resume`: continue from the run dir's latest checkpoint if there is one; `init_from`: else start
+        from these weights (a checkpoint folder) with a fresh optimizer. `wandb_cfg` goes to RunLogger."""
         self.cfg, self.data_cfg, self.sampler_cfg, self.run_dir = cfg, data, sampler, Path(run_dir)
         self.rank, self.world = _ddp()
         if cfg.threads:
@@ -112,17 +115,17 @@ class Trainer:
         self.lr_origin = 0          # the step the learning-rate warm-up counts from (init_from: its step)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.full_config = full_config
-        if logger_cfg.get("resume") and self.latest() is not None:
+        if resume and self.latest() is not None:
             self._resume()
-        elif logger_cfg.get("init_from"):
-            self._init_from(logger_cfg["init_from"])
-        elif logger_cfg.get("resume") and self.rank == 0:
+        elif init_from:
+            self._init_from(init_from)
+        elif resume and self.rank == 0:
             print(f"resume=true but no checkpoint in {self.ckpt_dir}: starting from step 0")
         self._data_state = self.segments.state()
         b = data.batch_size
         lead = cfg.self_context_steps
         self.prefetch = Prefetcher(lambda: (self.segments.sample(b, lead), self.segments.state()), data.prefetch)
-        self.log = RunLogger(self.run_dir, logger_cfg, full_config, enabled=self.rank == 0)
+        self.log = RunLogger(self.run_dir, wandb_cfg, full_config, enabled=self.rank == 0)
 
     # --- one iteration ---
     def _lr(self, base: float) -> float:

@@ -1,8 +1,8 @@
 """Split a directory of episodes into train and test, deterministically, and write <DATA_DIR>/split.json.
 
-    python src/select_test_split.py dataset_files/episodes                      # 10% of episodes, seed 0
-    python src/select_test_split.py DATA_DIR --seed 3 --test-fraction 0.2
-    python src/select_test_split.py DATA_DIR --test-levels 1-3,4-1 --test-fraction 0   # hold out whole levels
+    python src/dataset.py split dataset_files/episodes                      # 10% of episodes, seed 0
+    python src/dataset.py split DATA_DIR --seed 3 --test-fraction 0.2
+    python src/dataset.py split DATA_DIR --test-levels 1-3,4-1 --test-fraction 0   # hold out whole levels
 
 The trainer and evaluator read it with `data.split.load_split(DATA_DIR)`.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.episode import EpisodeError
 from data.split import SplitConfig, SplitError, episode_level, make_split, write_split
-from envs.smb_env import expand_levels
+from stages import expand_stages
 
 
 def parse_levels(spec: str) -> list[str]:
@@ -23,12 +23,12 @@ def parse_levels(spec: str) -> list[str]:
     out: list[str] = []
     for tok in (t.strip() for t in spec.split(",")):
         if tok:
-            out.extend([tok] if tok.startswith("gpt:") else expand_levels(tok))
+            out.extend([tok] if tok.startswith("gpt:") else expand_stages(tok))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python src/dataset.py split", description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", help="directory of episode files (searched recursively)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-fraction", type=float, default=0.1, help="share of the other episodes put in test")
@@ -50,6 +50,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{out}: {len(split['train'])} train / {len(split['test'])} test episodes (seed {cfg.seed})")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Import recordings made by other projects into our episode format (one HDF5 file per episode).
 
-    python src/import_dataset.py --from diamond_supermario SRC_DIR OUT_DIR
-    python src/import_dataset.py --from diamond_supermario mario_episode_data_3.hdf5 OUT_DIR --channel-order rgb
+    python src/dataset.py import --from diamond_supermario SRC_DIR OUT_DIR
+    python src/dataset.py import --from diamond_supermario mario_episode_data_3.hdf5 OUT_DIR --channel-order rgb
 
 SRC may be one file or a directory (searched recursively for *.hdf5 / *.h5). Each source file becomes
 one or more episodes (their files continue recording across deaths; we cut there). Re-running skips
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from data.episode import write_episode
 from data.import_diamond import DiamondFormatError, DiamondImportConfig, read_diamond_file
-from envs.smb_env import parse_level
+from stages import parse_stage
 
 FORMATS = ("diamond_supermario",)
 
@@ -51,7 +51,7 @@ def import_diamond(src: Path, out: Path, cfg: DiamondImportConfig, compression: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python src/dataset.py import", description=__doc__.split("\n\n")[0])
     ap.add_argument("--from", dest="fmt", required=True, choices=FORMATS, help="layout of the source files")
     ap.add_argument("src", type=Path, help="a source file or a directory of them")
     ap.add_argument("out", type=Path, help="output directory of episode files")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compression", choices=("lzf", "gzip"), default="lzf")
     a = ap.parse_args(argv)
     try:
-        parse_level(a.level)
+        parse_stage(a.level)
         cfg = DiamondImportConfig(level=a.level, channel_order=a.channel_order)
         stats = import_diamond(a.src, a.out, cfg, a.compression)
     except (DiamondFormatError, ValueError) as e:
@@ -72,6 +72,3 @@ def main(argv: list[str] | None = None) -> int:
                                                  if stats["bgr_files"] else ""))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

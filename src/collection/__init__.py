@@ -1,0 +1,1 @@
+"""Collection: agents play environments and episodes are written (above agents, envs and data)."""
