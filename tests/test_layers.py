@@ -16,6 +16,7 @@ LAYERS = {
     "envs": 2, "evaluation": 2,
     "agents": 3, "training": 3,
     "collection": 4, "policy": 4, "game": 4, "datatools": 4,
+    "serving": 5,
 }
 
 
