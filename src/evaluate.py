@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 # No OMP_WAIT_POLICY=PASSIVE here (unlike main.py): the speed row must be the player's speed, and at batch 1
-# sleeping OpenMP waits cost ~25 ms a frame on this CPU (56 vs 32 ms, one denoising step).
+# sleeping OpenMP waits cost a large share of a frame (docs/benchmarks.md).
 
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
@@ -24,16 +24,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
+def register_defaults() -> None:
+    """The defaults of `eval` and `playability` are their dataclasses' fields, written once there
+    (config/evaluate.yaml holds only what differs). Needed before composing config/evaluate.yaml."""
+    from evaluation.fidelity import EvalConfig
+    from evaluation.playability import PlayabilityConfig
+    from utils.config_defaults import register_dataclass_defaults
+    register_dataclass_defaults([("eval", "dataclass", EvalConfig), ("playability", "dataclass", PlayabilityConfig)])
+
+
+register_defaults()
+
+
 def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
     from data.episode import EpisodeError, list_episodes
-    from data.split import SplitError, load_split, split_path
+    from data.split import SplitError, episodes_for, has_split
     sets = {}
     try:
         d = Path(cfg.data.dir)
-        if cfg.data.split or split_path(d).exists():
-            sets["heldout_episodes"] = load_split(d, cfg.data.split)[1]
-        else:
-            sets["episodes"] = list_episodes(d)
+        sets["heldout_episodes" if has_split(d, cfg.data.split) else "episodes"] = episodes_for(d, "test", cfg.data.split)
         for name, extra in (cfg.extra_dirs or {}).items():
             if extra and Path(extra).is_dir():
                 sets[name] = list_episodes(extra)
@@ -83,7 +92,8 @@ def minute_gif(minute: dict, path: Path, every: int = 2) -> Path:
 
 def run(cfg: DictConfig) -> dict:
     from data.spawn import list_spawns
-    from envs.world_model_env import DEFAULT_SPAWNS, resolve_checkpoint
+    from models.world_model import resolve_checkpoint
+    from utils.paths import SPAWNS
     from evaluation.fidelity import Rollout, evaluate_split, measure_speed, pick_segments
     from evaluation.long_play import spawn_playability, window_playability
     from models.world_model import WorldModel
@@ -120,7 +130,7 @@ def run(cfg: DictConfig) -> dict:
         report["sets"][name] = rep
         pics_first = pics_first or pics or None
     minute = None
-    spawns = list_spawns(cfg.spawn_dir or DEFAULT_SPAWNS) if pcfg.spawn_steps > 0 else []
+    spawns = list_spawns(cfg.spawn_dir or SPAWNS) if pcfg.spawn_steps > 0 else []
     if spawns:
         roll = Rollout(model, sampler, device, amp, ecfg.seed)
         report["playability_spawns"], minute = spawn_playability(roll, spawns, pcfg)

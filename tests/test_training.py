@@ -263,7 +263,7 @@ def test_cooldown_lowers_the_learning_rate_linearly_after_a_constant_stretch(rea
 
 def test_real_scroll_rollouts_move_the_camera_with_the_real_game(tiny_checkpoint, real_episodes):
     from data.episode import list_episodes
-    from envs.world_model_env import load_sampler
+    from models.sampler import load_sampler
     from evaluation.fidelity import Rollout, pick_segments
     from models.motion import estimate_scrolls
     from models.world_model import WorldModel

@@ -13,48 +13,18 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-
 import actions as A
 from data.spawn import Spawn, SpawnError, list_spawns, load_spawn
 from models.motion import estimate_scrolls
-from models.sampler import SamplerConfig
-from models.world_model import WorldModel, to_model, to_uint8
+from models.sampler import load_sampler
+from models.world_model import WorldModel, resolve_checkpoint, to_model, to_uint8
 from utils.checkpoint import CheckpointError
+from utils.paths import SPAWNS
 from utils.device import autocast_dtype, pick_device, prepare_module
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = ROOT / "checkpoints"
-DEFAULT_SPAWNS = ROOT / "spawn"
-SAMPLER_PRESETS = ROOT / "config" / "sampler"
+DEFAULT_SPAWNS = SPAWNS
 
 __all__ = ["WorldModelEnv", "CheckpointError", "SpawnError", "load_sampler", "resolve_checkpoint"]
-
-
-def load_sampler(name: str = "fast", denoising_steps: int | None = None) -> SamplerConfig:
-    """A sampler preset from config/sampler/<name>.yaml (the same files the trainer's Hydra uses)."""
-    f = SAMPLER_PRESETS / f"{name}.yaml"
-    if not f.exists():
-        known = ", ".join(sorted(p.stem for p in SAMPLER_PRESETS.glob("*.yaml")))
-        raise ValueError(f"unknown sampler preset {name!r} (known: {known})")
-    cfg = instantiate(OmegaConf.load(f))
-    if denoising_steps:
-        cfg.num_steps = int(denoising_steps)
-    return cfg
-
-
-def resolve_checkpoint(path: str | Path | None) -> Path:
-    """A checkpoint folder from: None (the shipped one), a folder, a file in it, or a training run dir."""
-    p = Path(path) if path else DEFAULT_CHECKPOINT
-    if p.is_file():
-        p = p.parent
-    latest = p / "checkpoints" / "latest"          # a Hydra run directory of src/main.py
-    if not (p / "model.json").exists() and latest.exists():
-        p = p / "checkpoints" / latest.read_text().strip()
-    elif not (p / "model.json").exists() and (p / "latest").exists():
-        p = p / (p / "latest").read_text().strip()
-    return p
 
 
 class WorldModelEnv(gym.Env):
@@ -68,9 +38,8 @@ class WorldModelEnv(gym.Env):
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
         self.model = prepare_module(model, self.device)
-        # fp32 by default: at batch 1 on this CPU bf16 autocast gains nothing measurable (its faster
-        # convolutions pay for dtype conversions: 25.9 vs 27.7 frames/s, within the machine's noise,
-        # scripts/bench_sample.py); "auto" picks bf16 where supported
+        # fp32 by default: at batch 1 on a CPU, bf16 autocast's faster convolutions pay for dtype
+        # conversions (docs/benchmarks.md, scripts/bench_sample.py); "auto" picks bf16 where supported
         self.amp = autocast_dtype(self.device, precision)
         self.sampler = load_sampler(sampler, denoising_steps)
         if compile:
@@ -86,7 +55,7 @@ class WorldModelEnv(gym.Env):
         self.render_mode = render_mode
         self.action_space = gym.spaces.Discrete(256)
         self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
-        self._mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
+        self._mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
         self.spawn: Spawn | None = None
         self._frame: np.ndarray | None = None
         self._window = None
@@ -111,7 +80,7 @@ class WorldModelEnv(gym.Env):
             return choice
         if choice is None or choice == "random":
             if not self.spawns:
-                raise SpawnError(f"{self.spawn_dir}: no spawn folders (make some: python src/spawn.py EPISODES_DIR "
+                raise SpawnError(f"{self.spawn_dir}: no spawn folders (make some: python src/dataset.py spawn EPISODES_DIR "
                                  f"{self.spawn_dir})")
             return load_spawn(self.spawns[int(self.np_random.integers(len(self.spawns)))])
         if isinstance(choice, (int, np.integer)):

@@ -62,7 +62,7 @@ class Rollout:
 
     def __init__(self, model: WorldModel, sampler, device, amp, seed: int = 0):
         self.model, self.sampler, self.device, self.amp = model, sampler, device, amp
-        self.mh = torch.as_tensor(A.multi_hot(np.arange(256, dtype=np.uint8)), dtype=torch.float32)
+        self.mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
         self.gen = torch.Generator(device).manual_seed(seed)
 
     def run(self, segs: list[Segment], steps: int, real_scroll: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from utils.paths import SAMPLER_PRESETS
+
 
 @dataclass
 class SamplerConfig:
@@ -56,3 +58,18 @@ def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device,
             x_next = x + (s_next - s_hat) * (d + d2) / 2
         x = x_next
     return x
+
+
+def load_sampler(name: str = "fast", denoising_steps: int | None = None) -> SamplerConfig:
+    """A sampler preset from config/sampler/<name>.yaml (the files the trainer's and evaluate's Hydra
+    configs use); `denoising_steps` overrides its num_steps."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    f = SAMPLER_PRESETS / f"{name}.yaml"
+    if not f.exists():
+        known = ", ".join(sorted(p.stem for p in SAMPLER_PRESETS.glob("*.yaml")))
+        raise ValueError(f"unknown sampler preset {name!r} (known: {known})")
+    cfg = instantiate(OmegaConf.load(f))
+    if denoising_steps:
+        cfg.num_steps = int(denoising_steps)
+    return cfg

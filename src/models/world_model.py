@@ -24,6 +24,7 @@ from models.sampler import SamplerConfig
 from models.upsampler import Upsampler, UpsamplerConfig
 from utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
 from utils.device import autocast
+from utils.paths import CHECKPOINTS
 
 FORMAT = "smb-world-model/checkpoint"
 FILES = ("denoiser.safetensors", "upsampler.safetensors", "model.json")
@@ -110,3 +111,16 @@ class WorldModel(nn.Module):
         except (TypeError, KeyError, RuntimeError) as e:
             raise CheckpointError(f"{folder}: weights do not match model.json ({str(e).splitlines()[0][:200]})") from None
         return model.to(device).eval(), meta
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint folder from: None (the shipped one), a folder, a file in it, or a training run dir."""
+    p = Path(path) if path else CHECKPOINTS
+    if p.is_file():
+        p = p.parent
+    latest = p / "checkpoints" / "latest"          # a Hydra run directory of src/main.py
+    if not (p / "model.json").exists() and latest.exists():
+        p = p / "checkpoints" / latest.read_text().strip()
+    elif not (p / "model.json").exists() and (p / "latest").exists():
+        p = p / (p / "latest").read_text().strip()
+    return p

@@ -70,7 +70,7 @@ def spawn_by_id(spawn_id: Any, spawn_dir: Path = SPAWN_DIR) -> SpawnChoice:
     """A spawn by folder name or by its index in the list (an int or a digit string)."""
     known = spawns(spawn_dir)
     if not known:
-        raise ServeError(f"the server has no spawns in {spawn_dir.name}/ (make some with `python src/spawn.py`)")
+        raise ServeError(f"the server has no spawns in {spawn_dir.name}/ (make some with `python src/dataset.py spawn`)")
     if isinstance(spawn_id, int) or (isinstance(spawn_id, str) and spawn_id.isdigit()):
         i = int(spawn_id)
         if not 0 <= i < len(known):

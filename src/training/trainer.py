@@ -254,7 +254,7 @@ class Trainer:
     def _init_from(self, path: str) -> None:
         """Start from a shipped checkpoint's (EMA) weights and its step count, with a fresh optimizer:
         how a new machine continues training from what git holds (run dirs do not travel)."""
-        from envs.world_model_env import resolve_checkpoint
+        from models.world_model import resolve_checkpoint
         model, meta = WorldModel.load(resolve_checkpoint(path), self.device)
         self.model.load_state_dict(model.state_dict())
         self.ema.load_state_dict(model.state_dict())
