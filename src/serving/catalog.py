@@ -15,10 +15,9 @@ from typing import Any
 
 from data.spawn import list_spawns
 from levels.level import Level
+from utils.paths import CONFIG_DIR, REPO_ROOT as ROOT, SPAWNS as SPAWN_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-SPAWN_DIR = ROOT / "spawn"
-AGENT_CONFIGS = ROOT / "config" / "agent"
+AGENT_CONFIGS = CONFIG_DIR / "agent"
 SAMPLERS = ("fast", "sharp", "quality")
 WORLDS = ("dream", "real", "compare", "level", "level_dream")
 

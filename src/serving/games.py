@@ -204,9 +204,9 @@ class LiveGame:
 
 
 def _is_nes_level(level: str) -> bool:
-    from envs.smb_env import parse_level
+    from stages import parse_stage
     try:
-        parse_level(level)
+        parse_stage(level)
         return True
     except ValueError:
         return False

@@ -12,10 +12,10 @@ from typing import Any, Callable
 import numpy as np
 
 from game.config import PlayConfig
-from serving.catalog import ROOT
+from utils.paths import CHECKPOINTS
 from serving.games import GameConfig, GameSpec, LiveGame
 
-MODEL_CARD = ROOT / "checkpoints" / "README.md"
+MODEL_CARD = CHECKPOINTS / "README.md"
 CARD_SECTIONS = ("Fidelity (", "Where it stands")     # the model card's sections model_card() returns
 
 
@@ -57,7 +57,7 @@ class Rollouts:
         self._lock = Lock()
 
     def dream_builder(self, cfg: PlayConfig) -> Any:
-        key = (cfg.checkpoint, cfg.sampler, cfg.steps)
+        key = (cfg.checkpoint, cfg.sampler, cfg.denoising_steps)
         if key not in self._dreams:
             from game.factory import make_dream
             self._dreams[key] = make_dream(cfg)
