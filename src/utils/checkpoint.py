@@ -43,9 +43,14 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint file")
     try:
-        return load_file(str(p))
+        tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{p}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
+    for k, v in tensors.items():    # a diverged or damaged run: it would draw black frames, not fail
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{p}: tensor {k!r} holds NaN or infinite values (a diverged or damaged "
+                                  "checkpoint; use an earlier one)")
+    return tensors
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
