@@ -1,8 +1,10 @@
 """The one reader/writer of the episode format (see DESIGN.md, "Episode file").
 
 One episode per HDF5 file. `frames[t]` is seen, `actions[t]` is taken, `frames[t+1]` results, so
-`len(frames) == len(actions) + 1`. Writers stream frames into `<name>.hdf5.tmp` and rename on close,
-so a killed process never leaves a half file that looks whole.
+`len(frames) == len(actions) + 1`. Writers build the (compressed) file in memory and only on close
+write it to `<name>.hdf5.tmp`, read it back and rename it, so a killed process never leaves a half
+file that looks whole, and a full disk is an ordinary OSError: HDF5 itself never sees a failed write
+(after one it can neither close nor free the file, and the process crashes at exit).
 """
 from __future__ import annotations
 
@@ -20,11 +22,20 @@ VERSION = 1
 FRAME_SHAPE = (240, 256, 3)
 INFO_KEYS = ("x_pos", "y_pos", "life", "coins", "time", "status", "world", "stage", "flag_get", "score", "camera_x")
 STATUS_CODES = {"small": 0, "tall": 1, "fireball": 2}
+COMPRESSIONS = ("lzf", "gzip")
 _STEP_FIELDS = {"actions": np.uint8, "rewards": np.float32, "terminated": np.bool_, "truncated": np.bool_}
 
 
 class EpisodeError(ValueError):
     """A file that is not a valid episode. str() is one line naming the file."""
+
+
+class EpisodeWriteError(OSError):
+    """An episode could not be written (disk full, read-only, quota); nothing was committed. One line."""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
 
 
 @dataclass
@@ -75,16 +86,24 @@ class EpisodeWriter:
                  buffer_frames: int = 64):
         self.path = Path(path)
         self.tmp_path = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.tmp_path, "w")
-        meta = {"format": FORMAT, "version": VERSION, "frame_skip": 4,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        meta.update(attrs)
-        for k, v in meta.items():
-            self._file.attrs[k] = _clean_attr(v)
-        comp = {"compression": compression} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
-        self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
-                                                 dtype=np.uint8, chunks=(1, *FRAME_SHAPE), **comp)
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+        self.closed = True                        # until the file exists: abort() has nothing to remove
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # in memory (compressed chunks: a few MB a thousand steps); written out by close()
+            self._file = h5py.File(self.tmp_path, "w", driver="core", backing_store=False)
+            self.closed = False
+            meta = {"format": FORMAT, "version": VERSION, "frame_skip": 4,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            meta.update(attrs)
+            for k, v in meta.items():
+                self._file.attrs[k] = _clean_attr(v)
+            comp = {"compression": "lzf"} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
+            self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
+                                                     dtype=np.uint8, chunks=(1, *FRAME_SHAPE), **comp)
+        except (OSError, RuntimeError) as e:
+            raise self._failed(e) from None
         self._buffer_frames = buffer_frames
         self._pending: list[np.ndarray] = []
         self._n_frames = 0
@@ -92,7 +111,6 @@ class EpisodeWriter:
         self._info: dict[str, list[int]] = {k: [] for k in INFO_KEYS}
         self._text: list[str] | None = None
         self.level_text: str | None = None
-        self.closed = False
 
     def __len__(self) -> int:
         return len(self._steps["actions"])
@@ -115,7 +133,15 @@ class EpisodeWriter:
         self._add_frame(frame, info)
 
     def set_attr(self, key: str, value: Any) -> None:
-        self._file.attrs[key] = _clean_attr(value)
+        try:
+            self._file.attrs[key] = _clean_attr(value)
+        except (OSError, RuntimeError) as e:
+            raise self._failed(e) from None
+
+    def _failed(self, e: BaseException) -> EpisodeWriteError:
+        """Drop the temporary file; the error to raise (one line)."""
+        self.abort()
+        return EpisodeWriteError(f"{self.path}: cannot write ({_one_line(e)}); this episode is dropped")
 
     def _add_frame(self, frame: np.ndarray, info: Mapping[str, Any]) -> None:
         frame = np.asarray(frame)
@@ -132,15 +158,27 @@ class EpisodeWriter:
             return
         batch, self._pending = self._pending, []   # taken first: an interrupted flush never writes twice
         n = len(batch)
-        self._frames.resize(self._n_frames + n, axis=0)
-        self._frames[self._n_frames:self._n_frames + n] = np.stack(batch)
+        try:
+            self._frames.resize(self._n_frames + n, axis=0)
+            self._frames[self._n_frames:self._n_frames + n] = np.stack(batch)
+        except (OSError, RuntimeError, ValueError) as e:      # disk full, quota, I/O error
+            raise self._failed(e) from None
         self._n_frames += n
 
     def close(self, mark_truncated: bool = False) -> Path | None:
         """Commit the episode. `mark_truncated` flags the last step as truncated (stopped early).
-        An episode without a single step is discarded (returns None)."""
+        An episode without a single step is discarded (returns None). A file that does not read back
+        is never committed (EpisodeWriteError, the temporary file removed)."""
         if self.closed:
             return self.path
+        try:
+            return self._commit(mark_truncated)
+        except EpisodeWriteError:
+            raise
+        except (OSError, RuntimeError, ValueError, EpisodeError) as e:
+            raise self._failed(e) from None
+
+    def _commit(self, mark_truncated: bool) -> Path | None:
         self._flush()
         # Ctrl-C can land between the appends of step(): keep the longest consistent prefix
         T = min(*(len(v) for v in self._steps.values()), *(len(v) - 1 for v in self._info.values()),
@@ -168,19 +206,28 @@ class EpisodeWriter:
             f.create_dataset("step_text", data=np.array(self._text, dtype=object), dtype=h5py.string_dtype())
         f.attrs["length"] = len(self)
         f.flush()
-        os.fsync(f.id.get_vfd_handle())
+        image = f.id.get_file_image()
         f.close()
+        with open(self.tmp_path, "wb") as out:       # a full disk fails here, as a plain OSError
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
+        if episode_length(self.tmp_path) != len(self):      # what is committed reads back
+            raise EpisodeError(f"{self.tmp_path}: wrote {len(self)} steps but the file does not say so")
         os.replace(self.tmp_path, self.path)
         self.closed = True
         return self.path
 
     def abort(self) -> None:
-        if not self.closed:
-            try:
-                self._file.close()
-            finally:
-                self.tmp_path.unlink(missing_ok=True)
-                self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._file.close()
+        except (OSError, RuntimeError, ValueError):
+            pass                 # a full disk cannot flush the file's last buffers: it is deleted anyway
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
 
 
 def write_episode(path: str | os.PathLike, ep: Episode, compression: str = "lzf") -> Path:
