@@ -25,7 +25,7 @@ from utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
 def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
-    from data.episode import EpisodeError, list_episodes
+    from data.episode import EpisodeError, check_episodes, list_episodes
     from data.split import SplitError, load_split, split_path
     sets = {}
     try:
@@ -39,6 +39,10 @@ def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
                 sets[name] = list_episodes(extra)
     except (EpisodeError, SplitError) as e:
         config_error(f"{e} (collect data first: see README, or pass data.dir=<episodes dir>)")
+    try:
+        check_episodes([p for v in sets.values() for p in v])      # every bad file named at once
+    except EpisodeError as e:
+        config_error(str(e))
     sets = {k: v for k, v in sets.items() if v}
     if not sets:
         config_error(f"no episodes to evaluate on in {cfg.data.dir}")
@@ -132,9 +136,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 @hydra.main(config_path="../config", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from data.episode import EpisodeError
     try:
         run(cfg)
     except ConfigError:
+        sys.exit(2)
+    except EpisodeError as e:           # frame data that fails only when a segment reads it (bit rot)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
 

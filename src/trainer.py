@@ -105,7 +105,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             den, up = (nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (den, up))
         self.den_loss, self.up_loss = den, up
-        episodes = load_lowres_episodes(train_paths, data.dir)
+        episodes = load_lowres_episodes(train_paths, data.dir, data.cache_dir)
         self.frames = sum(len(e.low) for e in episodes)
         self.segments = SegmentSampler(episodes, denoiser.context, data.weighting, cfg.seed + 1000 * self.rank)
         self.pool = FramePairPool(episodes, data.pool_size, cfg.seed + 1000 * self.rank)

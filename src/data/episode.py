@@ -101,7 +101,8 @@ class EpisodeWriter:
                 self._file.attrs[k] = _clean_attr(v)
             comp = {"compression": "lzf"} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
             self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
-                                                     dtype=np.uint8, chunks=(1, *FRAME_SHAPE), **comp)
+                                                     dtype=np.uint8, chunks=(1, *FRAME_SHAPE), fletcher32=True,
+                                                     **comp)   # checksums: bit rot is an error, not a frame
         except (OSError, RuntimeError) as e:
             raise self._failed(e) from None
         self._buffer_frames = buffer_frames
@@ -196,10 +197,10 @@ class EpisodeWriter:
             self._steps["truncated"][-1] = True
         f = self._file
         for k, dt in _STEP_FIELDS.items():
-            f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt))
+            f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt), fletcher32=True)
         g = f.create_group("info")
         for k, v in self._info.items():
-            g.create_dataset(k, data=np.asarray(v, dtype=np.int32))
+            g.create_dataset(k, data=np.asarray(v, dtype=np.int32), fletcher32=True)
         if self.level_text is not None:
             f.create_dataset("level_text", data=self.level_text, dtype=h5py.string_dtype())
         if self._text is not None:
@@ -252,7 +253,7 @@ def _check(path: Path, f: h5py.File, frames_too: bool) -> int:
     if int(f.attrs.get("version", -1)) != VERSION:
         raise EpisodeError(f"{path}: unsupported episode version {f.attrs.get('version')!r} (this code reads {VERSION})")
     for k in ("frames", "actions", "rewards", "terminated", "truncated"):
-        if k not in f:
+        if not isinstance(f.get(k), h5py.Dataset):
             raise EpisodeError(f"{path}: missing dataset {k!r}")
     T = f["actions"].shape[0] if f["actions"].ndim == 1 else -1
     if T < 1:
@@ -264,10 +265,26 @@ def _check(path: Path, f: h5py.File, frames_too: bool) -> int:
         d = f[k]
         if d.shape != (T,) or d.dtype != dt:
             raise EpisodeError(f"{path}: {k} must be ({T},) {np.dtype(dt)}, got {d.shape} {d.dtype}")
-    for k, d in f.get("info", {}).items():
-        if d.shape != (T + 1,):
-            raise EpisodeError(f"{path}: info/{k} must have shape ({T + 1},), got {d.shape}")
+    info = f.get("info", {})
+    if not isinstance(info, (h5py.Group, dict)):
+        raise EpisodeError(f"{path}: info must be a group of per-frame datasets, got a {type(info).__name__}")
+    for k, d in info.items():
+        if not isinstance(d, h5py.Dataset) or d.shape != (T + 1,) or d.dtype.kind not in "iub":
+            raise EpisodeError(f"{path}: info/{k} must be ({T + 1},) integers, got "
+                               f"{getattr(d, 'shape', type(d).__name__)} {getattr(d, 'dtype', '')}")
+    for k in ("frames", *_STEP_FIELDS):
+        if not _allocated(f[k]):                     # a header that declares more than the file holds
+            raise EpisodeError(f"{path}: {k} declares {f[k].shape[0]} entries that the file does not hold "
+                               "(truncated or forged header)")
     return T
+
+
+def _allocated(d: h5py.Dataset) -> bool:
+    """Whether the file holds storage for every element (never-written elements read as zeros)."""
+    if d.chunks:
+        want = int(np.prod([-(-n // c) for n, c in zip(d.shape, d.chunks)]))
+        return d.id.get_num_chunks() >= want
+    return d.id.get_storage_size() >= d.size * d.dtype.itemsize
 
 
 def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
@@ -293,7 +310,7 @@ def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
             return ep
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise EpisodeError(f"{path}: unreadable or corrupt episode file ({msg})") from None
 
@@ -307,8 +324,8 @@ def read_frames(path: str | os.PathLike, index) -> np.ndarray:
             return f["frames"][index]
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({_one_line(e)})") from None
 
 
 def episode_length(path: str | os.PathLike) -> int:
@@ -319,8 +336,25 @@ def episode_length(path: str | os.PathLike) -> int:
             return _check(path, f, frames_too=False)
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({_one_line(e)})") from None
+
+
+def bad_files_message(errors: list[str]) -> str:
+    """One line for several bad episode files: how many, then each with its reason."""
+    return errors[0] if len(errors) == 1 else f"{len(errors)} bad episode files: " + "; ".join(errors)
+
+
+def check_episodes(paths: list[Path]) -> None:
+    """Validate every file's header; one EpisodeError naming all the bad ones (not one per run)."""
+    bad = []
+    for p in paths:
+        try:
+            episode_length(p)
+        except EpisodeError as e:
+            bad.append(str(e))
+    if bad:
+        raise EpisodeError(bad_files_message(bad))
 
 
 def list_episodes(directory: str | os.PathLike) -> list[Path]:
