@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             frames += len(load_lowres(p, data_dir, cache_root=a.cache_dir))
         except CacheError as e:     # nowhere to write: the next episodes would fail the same way
+            bar.close()
             print(f"error: {e}", file=sys.stderr)
             return 2
         except EpisodeError as e:   # a corrupt file must not stop the rest of the cache

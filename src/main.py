@@ -114,7 +114,7 @@ def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def train_paths(data) -> list[Path]:
-    from data.episode import EpisodeError, check_episodes, list_episodes
+    from data.episode import EpisodeError, list_episodes
     from data.split import SplitError, load_split, split_path
     if not data.dir:
         config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (see README: collect data first)")
@@ -123,7 +123,6 @@ def train_paths(data) -> list[Path]:
             train, _ = load_split(data.dir, data.split)
         else:
             train = list_episodes(data.dir)
-        check_episodes(train)                  # every bad file named at once, before any work
     except (EpisodeError, SplitError) as e:
         config_error(str(e))
     if not train:
