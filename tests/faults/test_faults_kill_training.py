@@ -1,0 +1,72 @@
+"""kill -9 of a real tiny training at a random point, then the usual re-run with resume=true (issue 19):
+no process outlives the trainer, every checkpoint `latest` names loads, and the resumed run ends
+bit for bit where an uninterrupted one ends."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT
+from fault_tools import children, kill_tree, wait_gone
+
+from utils.checkpoint import load_tensors
+
+
+def train(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir.parent / f"{run_dir.name}_{time.monotonic_ns()}.log", "w")
+    return subprocess.Popen([sys.executable, "src/main.py", "experiment=tiny", f"data.dir={data}", "wandb.mode=offline",
+                             "training.checkpoint_every=3", "training.keep=10", f"hydra.run.dir={run_dir}", *extra],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    ck = run_dir / "checkpoints"
+    name = (ck / "latest").read_text().strip()
+    assert name == "step_0000012"
+    out = {}
+    for f in ("train_state/model.safetensors", "train_state/opt_den.safetensors", "denoiser.safetensors",
+              "upsampler.safetensors"):
+        out.update({f"{f}:{k}": v for k, v in load_tensors(ck / name / f).items()})
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_of_training_then_resume_equals_an_uninterrupted_run(real_episodes, tmp_path):
+    from models.world_model import WorldModel
+    whole = train(tmp_path / "whole", real_episodes)
+    assert whole.wait(timeout=900) == 0
+    rng = random.Random(19)
+    run = tmp_path / "killed"
+    kills = 0
+    for round_ in range(2):                              # killed twice at random points, resumed each time
+        proc = train(run, real_episodes, *(["resume=true"] if round_ else []))
+        try:
+            end = time.monotonic() + 600
+            while time.monotonic() < end and proc.poll() is None and not (run / "checkpoints/latest").exists():
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 4))
+            if proc.poll() is not None:
+                break                                    # finished before the kill: nothing left to test
+            kids = children(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            kills += 1
+            assert wait_gone(kids, 60) == [], "a child process outlived the trainer"
+        finally:
+            kill_tree(proc)
+        ck = run / "checkpoints"
+        WorldModel.load(ck / (ck / "latest").read_text().strip())       # what latest names loads
+    assert kills >= 1
+    resumed = train(run, real_episodes, "resume=true")
+    assert resumed.wait(timeout=900) == 0
+    a, b = final_state(tmp_path / "whole"), final_state(run)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
