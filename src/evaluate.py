@@ -49,6 +49,30 @@ def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
     return sets
 
 
+def check_eval(ecfg, denoising_steps) -> None:
+    """Counts that would crash later (or drop a report section silently) stop here with one line."""
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    for name, low in (("next_frame_samples", 0), ("rollouts", 0), ("batch_size", 1), ("speed_steps", 1), ("seed", 0)):
+        v = getattr(ecfg, name)
+        if not integer(v) or v < low:
+            config_error(f"eval.{name} must be an integer >= {low}, got {v!r}")
+    if not ecfg.horizons or not all(integer(h) and h >= 1 for h in ecfg.horizons):
+        config_error(f"eval.horizons must be a non-empty list of integers >= 1, got {ecfg.horizons!r}")
+    if denoising_steps is not None and (not integer(denoising_steps) or denoising_steps < 1):
+        config_error(f"denoising_steps must be null or an integer >= 1, got {denoising_steps!r}")
+
+
+def check_horizons(ecfg, context: int, sets: dict[str, list[Path]]) -> None:
+    """A horizon no episode is long enough for would silently drop the rollout section."""
+    from data.episode import episode_length
+    need = context + max(ecfg.horizons)
+    longest = max(episode_length(p) + 1 for paths in sets.values() for p in paths)
+    if ecfg.rollouts and longest < need:
+        config_error(f"eval.horizons: a rollout of {max(ecfg.horizons)} steps needs an episode of {need} frames "
+                     f"({context} context frames first); the longest here has {longest}")
+
+
 def pictures(pics: dict, out: Path, gif: bool) -> list[Path]:
     """PNG: rows real / dream at horizons 1, 5, 15, 30 for 3 rollouts; GIF: real | dream of rollout 0."""
     from PIL import Image
@@ -80,11 +104,12 @@ def run(cfg: DictConfig) -> dict:
     try:
         ecfg = instantiate(cfg.eval, _convert_="all")
         sampler = instantiate(cfg.sampler, _convert_="all")
-        if cfg.denoising_steps:
-            sampler.num_steps = int(cfg.denoising_steps)
         device = pick_device(cfg.device)
     except Exception as e:  # noqa: BLE001 - one line for any bad setting
         config_error(f"bad config: {str(e).splitlines()[0]}")
+    check_eval(ecfg, cfg.denoising_steps)
+    if cfg.denoising_steps:
+        sampler.num_steps = int(cfg.denoising_steps)
     ckpt = resolve_checkpoint(cfg.checkpoint)
     try:
         model, meta = WorldModel.load(ckpt, device)
@@ -93,6 +118,7 @@ def run(cfg: DictConfig) -> dict:
     model = prepare_module(model, device)
     amp = autocast_dtype(device)
     sets = episode_sets(cfg)
+    check_horizons(ecfg, model.context, sets)
     out = Path(cfg.out) if cfg.out else ckpt / "report.json"
     t0 = time.time()
     report = {"checkpoint": str(ckpt), "training_step": meta.get("step"), "training_frames": meta.get("frames"),
