@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> Path:
     if a.columns < 1 or a.columns > 10_000:
         config_error(f"--columns must be between 1 and 10000, got {a.columns}")
     if a.temperature is not None and not (math.isfinite(a.temperature) and a.temperature > 0):
-        config_error(f"--temperature must be a finite number > 0, got {a.temperature}")
+        config_error(f"--temperature must be > 0 and finite, got {a.temperature}")
     if a.seed is not None and a.seed < 0:
         config_error(f"--seed must be >= 0, got {a.seed}")
     if a.top_k is not None and a.top_k < 0:
