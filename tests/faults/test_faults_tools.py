@@ -5,9 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import ROOT, compose
 from fault_tools import one_error_line
