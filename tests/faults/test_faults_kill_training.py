@@ -22,9 +22,16 @@ from utils.checkpoint import load_tensors
 def train(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir.parent / f"{run_dir.name}_{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, "src/main.py", "experiment=tiny", f"data.dir={data}", "wandb.mode=offline",
+    proc = subprocess.Popen([sys.executable, "src/main.py", "experiment=tiny", f"data.dir={data}", "wandb.mode=offline",
                              "training.checkpoint_every=3", "training.keep=10", f"hydra.run.dir={run_dir}", *extra],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log = Path(log.name)
+    return proc
+
+
+def finished(proc: subprocess.Popen) -> str:
+    """'' when the run ended well, else the end of its output (for the assertion message)."""
+    return "" if proc.wait(timeout=900) == 0 else proc.log.read_text()[-3000:]
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -42,7 +49,7 @@ def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_kill_9_of_training_then_resume_equals_an_uninterrupted_run(real_episodes, tmp_path):
     from models.world_model import WorldModel
     whole = train(tmp_path / "whole", real_episodes)
-    assert whole.wait(timeout=900) == 0
+    assert finished(whole) == ""
     rng = random.Random(19)
     run = tmp_path / "killed"
     kills = 0
@@ -66,7 +73,24 @@ def test_kill_9_of_training_then_resume_equals_an_uninterrupted_run(real_episode
         WorldModel.load(ck / (ck / "latest").read_text().strip())       # what latest names loads
     assert kills >= 1
     resumed = train(run, real_episodes, "resume=true")
-    assert resumed.wait(timeout=900) == 0
+    assert finished(resumed) == ""
     a, b = final_state(tmp_path / "whole"), final_state(run)
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_a_run_killed_while_writing_its_logs_resumes(tiny_run, real_episodes, tmp_path):
+    """What a kill -9 can leave half written outside the checkpoints: an empty wandb_id.txt (used to
+    stop every resume: "Run ID cannot be empty") and a half metrics line."""
+    import json
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "wandb_id.txt").write_text("")
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 13, "loss_den')
+    proc = train(run, real_episodes, "resume=true", "training.steps=13", "training.checkpoint_every=6")
+    assert finished(proc) == ""
+    assert (run / "wandb_id.txt").read_text().strip()
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 13
