@@ -22,16 +22,21 @@ from utils.checkpoint import load_tensors
 def train(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir.parent / f"{run_dir.name}_{time.monotonic_ns()}.log", "w")
+    # its own W&B service, as from a shell: an in-process run of the test session exports WANDB_SERVICE,
+    # and a killed child's run would stay registered ("run ID is in use") in that shared service
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.Popen([sys.executable, "src/main.py", "experiment=tiny", f"data.dir={data}", "wandb.mode=offline",
                              "training.checkpoint_every=3", "training.keep=10", f"hydra.run.dir={run_dir}", *extra],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log = Path(log.name)
     return proc
 
 
 def finished(proc: subprocess.Popen) -> str:
-    """'' when the run ended well, else the end of its output (for the assertion message)."""
-    return "" if proc.wait(timeout=900) == 0 else proc.log.read_text()[-3000:]
+    """'' when the run ended well; else the test fails showing the end of the run's output."""
+    if proc.wait(timeout=900) != 0:
+        pytest.fail(f"exit {proc.returncode}:\n" + proc.log.read_text()[-4000:], pytrace=False)
+    return ""
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
