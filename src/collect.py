@@ -32,6 +32,8 @@ def _levels(cfg: DictConfig) -> list[str]:
     if OmegaConf.is_list(spec):
         spec = list(spec)
     if cfg.env.name == "nes":
+        if isinstance(spec, list) and not spec:
+            return []                         # level=[]: an error, not random stages
         return expand_stages(spec) or ["random"]
     if cfg.env.name == "levels":  # MarioGPT levels: files, generated from prompts, or corpus windows
         from envs.level_sources import collect_levels
@@ -71,7 +73,29 @@ def _public(agent_cfg: dict) -> dict:
     return {k: ("<hidden>" if "key" in k.lower() and v else v) for k, v in agent_cfg.items()}
 
 
-def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, results) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive the collector (kill -9 of the parent): orphans would keep writing
+    while a re-run starts on the same episodes. Linux: the kernel kills us; elsewhere a watcher thread."""
+    try:
+        import ctypes
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0:   # PR_SET_PDEATHSIG
+            if os.getppid() != parent:                                       # died before prctl
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, results, parent: int = 0) -> None:
+    if parent:
+        _die_with_parent(parent)
     episodes = None if cfg["total_steps"] else cfg["episodes"]
     budget = None if not cfg["total_steps"] else -(-cfg["total_steps"] // cfg["workers"])
     try:
@@ -91,8 +115,9 @@ def _merge(results: list[WorkerResult]) -> WorkerResult:
     out = WorkerResult()
     for r in results:
         out.episodes += r.episodes; out.steps += r.steps; out.skipped += r.skipped
+        out.skipped_steps += r.skipped_steps
         out.max_x += r.max_x; out.flags += r.flags; out.truncated_by_stop += r.truncated_by_stop
-        out.actions.update(r.actions); out.errors += r.errors
+        out.actions.update(r.actions); out.errors += r.errors; out.write_failed += r.write_failed
         for k, v in r.agent_summary.items():
             if k != "actions":
                 out.agent_summary.setdefault(k, []).append(v)
@@ -101,37 +126,120 @@ def _merge(results: list[WorkerResult]) -> WorkerResult:
 
 def _report(res: WorkerResult, seconds: float, source: str, out_dir: Path, seed: int) -> dict[str, Any]:
     total = sum(res.actions.values()) or 1
+    written = res.steps - res.skipped_steps
     report = {
         "source": source, "episodes_written": res.episodes, "episodes_already_present": res.skipped,
-        "steps": res.steps, "seconds": round(seconds, 1), "steps_per_s": round(res.steps / max(seconds, 1e-9), 1),
+        "steps": written, "steps_already_present": res.skipped_steps, "seconds": round(seconds, 1),
+        "steps_per_s": round(written / max(seconds, 1e-9), 1),     # this run's steps only, not the files kept
         "mean_max_x": round(sum(res.max_x) / len(res.max_x), 1) if res.max_x else None,
         "flag_rate": round(res.flags / len(res.max_x), 3) if res.max_x else None,
         "stopped_early": res.truncated_by_stop,
         "actions": {A.name(b): round(c / total, 4) for b, c in sorted(res.actions.items())},
-        "agent": res.agent_summary, "errors": res.errors,
+        "agent": res.agent_summary, "errors": res.errors, "write_failed": res.write_failed,
     }
-    print(f"\n{source}: {res.episodes} episodes written ({res.skipped} already there), {res.steps} steps, "
+    print(f"\n{source}: {res.episodes} episodes written ({res.skipped} already there), {written} steps, "
           f"{report['steps_per_s']} steps/s; mean max x_pos {report['mean_max_x']}, flag rate {report['flag_rate']}")
     print("action histogram: " + ", ".join(f"{k} {v:.1%}" for k, v in report["actions"].items()))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"summary_{source.replace('/', '-')}_s{seed}.json").write_text(json.dumps(report, indent=2, default=str))
+    summary = out_dir / f"summary_{source.replace('/', '-')}_s{seed}.json"
+    tmp = summary.with_name(summary.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+        os.replace(tmp, summary)
+    except OSError as e:                                   # disk full: say so, leave no half file
+        tmp.unlink(missing_ok=True)
+        report["write_failed"] += 1
+        report["errors"].append(f"{summary}: cannot write the summary ({' '.join(str(e).split())})")
     return report
 
 
 def collect(cfg: DictConfig) -> dict[str, Any]:
     c = OmegaConf.to_container(cfg, resolve=True)
-    if not c["total_steps"] and int(c["episodes"]) < 1:
-        config_error("episodes must be >= 1 (or set total_steps)")
-    if int(c["max_steps"]) < 1 or int(c["workers"]) < 1:
-        config_error("max_steps and workers must be >= 1")
+    _check(c)
     try:
         levels = _levels(cfg)
     except ValueError as e:
         config_error(str(e))
+    if not levels:
+        config_error(f"level={c['level']} names no level (e.g. level=1-1, level=[1-1,1-2], world1, all, random)")
+    if c["env"]["name"] == "dream":
+        _check_dream_levels(c, levels)
     agent_name = getattr(hydra.utils.get_class(c["agent"]["_target_"]), "name", "agent")
     source = f"{c['env']['name']}/{agent_name}"
     out_dir = Path(c["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        config_error(f"out_dir={out_dir}: cannot create it ({e.strerror})")
+    lock = _lock_out_dir(out_dir)          # held (inherited by the workers) until this function returns
+    try:
+        return _collect(c, levels, source, out_dir)
+    finally:
+        lock.close()
+
+
+def _check(c: dict) -> None:
+    def integer(name: str, low: int, allow_none: bool = False) -> None:
+        v = c[name]
+        if v is None and allow_none:
+            return
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            config_error(f"{name} must be an integer >= {low}{' (or null)' if allow_none else ''}, got {v!r}")
+    integer("total_steps", 1, allow_none=True)
+    if c["total_steps"] is None:
+        integer("episodes", 1)
+    integer("max_steps", 1)
+    integer("workers", 1)
+    integer("seed", 0)
+    from data.episode import COMPRESSIONS
+    if c["compression"] not in COMPRESSIONS:
+        config_error(f"compression must be one of {', '.join(COMPRESSIONS)}, got {c['compression']!r}")
+
+
+def _check_dream_levels(c: dict, levels: list[str]) -> None:
+    """env=dream: the level tag of an episode is the level of the spawn it starts from, so a level
+    without spawns cannot be collected (it would be tagged with a level it does not show)."""
+    import json as _json
+    from data.spawn import list_spawns
+    root = Path(c["env"].get("spawn_dir") or Path(__file__).resolve().parents[1] / "spawn")
+    have = set()
+    for p in list_spawns(root):
+        try:
+            meta = _json.loads((p / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("level"):
+            have.add(str(meta["level"]))
+    missing = [lv for lv in levels if lv != "random" and lv not in have]
+    if missing:
+        config_error(f"env=dream: no spawn of level {', '.join(missing)} in {root} (spawns there: "
+                     f"{', '.join(sorted(have)) or 'none'}); make some with python src/dataset.py spawn, or level=random")
+
+
+def _lock_out_dir(out_dir: Path):
+    """One collector per directory: a second one would overwrite the first's episodes in progress (its
+    .tmp files). The lock dies with its holders (workers included), so a kill -9 leaves none behind."""
+    import fcntl
+    path = out_dir / ".collect.lock"
+    try:
+        f = open(path, "a+")
+    except OSError as e:
+        config_error(f"out_dir={out_dir}: cannot write there ({e.strerror})")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        config_error(f"out_dir={out_dir}: another collector (pid {holder}) is writing there; wait for it to "
+                     "finish or use another out_dir")
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _collect(c: dict, levels: list[str], source: str, out_dir: Path) -> dict[str, Any]:
     expected = c["total_steps"] or None
     bar = tqdm(total=expected, unit="step", desc=f"collect {source}", dynamic_ncols=True, smoothing=0.05)
     t0 = time.time()
@@ -141,7 +249,7 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     else:
         ctx = mp.get_context("fork")
         progress, result_q = ctx.Queue(), ctx.Queue()
-        procs = [ctx.Process(target=_worker_main, args=(w, c, levels, source, progress, result_q), daemon=True)
+        procs = [ctx.Process(target=_worker_main, args=(w, c, levels, source, progress, result_q, os.getpid()), daemon=True)
                  for w in range(workers)]
         for p in procs:
             p.start()
@@ -181,9 +289,11 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     bar.close()
     res = _merge(results)
     report = _report(res, time.time() - t0, source, out_dir, c["seed"]) if c["summary"] else {}
+    if res.write_failed and not report:
+        report = {"episodes_written": res.episodes, "errors": res.errors, "write_failed": res.write_failed}
     bad = list(dict.fromkeys(e for e in res.errors if e != "stopped by the user"))  # each worker may report the same
     if bad:
-        print("errors: " + "; ".join(bad), file=sys.stderr)
+        print("error: " + "; ".join(bad), file=sys.stderr)
     return report
 
 
@@ -207,7 +317,8 @@ class _BarFeed:
 @hydra.main(config_path="../config", config_name="collect", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     report = collect(cfg)
-    if report.get("errors") and report["episodes_written"] == 0 and set(report["errors"]) != {"stopped by the user"}:
+    if report.get("write_failed") or (report.get("errors") and report["episodes_written"] == 0
+                                      and set(report["errors"]) != {"stopped by the user"}):
         sys.exit(1)
 
 

@@ -37,7 +37,7 @@ register_defaults()
 
 
 def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
-    from data.episode import EpisodeError, list_episodes
+    from data.episode import EpisodeError, check_episodes, list_episodes
     from data.split import SplitError, episodes_for, has_split
     sets = {}
     try:
@@ -48,10 +48,50 @@ def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
                 sets[name] = list_episodes(extra)
     except (EpisodeError, SplitError) as e:
         config_error(f"{e} (collect data first: see README, or pass data.dir=<episodes dir>)")
+    try:
+        check_episodes([p for v in sets.values() for p in v])      # every bad file named at once
+    except EpisodeError as e:
+        config_error(str(e))
     sets = {k: v for k, v in sets.items() if v}
     if not sets:
         config_error(f"no episodes to evaluate on in {cfg.data.dir}")
     return sets
+
+
+def check_eval(ecfg, denoising_steps) -> None:
+    """Counts that would crash later (or drop a report section silently) stop here with one line."""
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    for name, low in (("next_frame_samples", 0), ("rollouts", 0), ("batch_size", 1), ("speed_steps", 1), ("seed", 0)):
+        v = getattr(ecfg, name)
+        if not integer(v) or v < low:
+            config_error(f"eval.{name} must be an integer >= {low}, got {v!r}")
+    if not ecfg.horizons or not all(integer(h) and h >= 1 for h in ecfg.horizons):
+        config_error(f"eval.horizons must be a non-empty list of integers >= 1, got {ecfg.horizons!r}")
+    if denoising_steps is not None and (not integer(denoising_steps) or denoising_steps < 1):
+        config_error(f"denoising_steps must be null or an integer >= 1, got {denoising_steps!r}")
+
+
+def check_playability(p) -> None:
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    for name, low in (("windows", 0), ("window_steps", 1), ("spawn_steps", 0), ("jump_every", 1), ("jump_hold", 0),
+                      ("stall_steps", 1), ("early_steps", 1), ("min_travel_px", 0)):
+        v = getattr(p, name)
+        if not integer(v) or v < low:
+            config_error(f"playability.{name} must be an integer >= {low}, got {v!r}")
+    if not all(integer(h) and 1 <= h <= p.window_steps for h in p.psnr_steps):
+        config_error(f"playability.psnr_steps must be steps in 1..window_steps ({p.window_steps}), got {p.psnr_steps!r}")
+
+
+def check_horizons(ecfg, context: int, sets: dict[str, list[Path]]) -> None:
+    """A horizon no episode is long enough for would silently drop the rollout section."""
+    from data.episode import episode_length
+    need = context + max(ecfg.horizons)
+    longest = max(episode_length(p) + 1 for paths in sets.values() for p in paths)
+    if ecfg.rollouts and longest < need:
+        config_error(f"eval.horizons: a rollout of {max(ecfg.horizons)} steps needs an episode of {need} frames "
+                     f"({context} context frames first); the longest here has {longest}")
 
 
 def pictures(pics: dict, out: Path, gif: bool) -> list[Path]:
@@ -103,11 +143,13 @@ def run(cfg: DictConfig) -> dict:
         ecfg = instantiate(cfg.eval, _convert_="all")
         pcfg = instantiate(cfg.playability, _convert_="all")
         sampler = instantiate(cfg.sampler, _convert_="all")
-        if cfg.denoising_steps:
-            sampler.num_steps = int(cfg.denoising_steps)
         device = pick_device(cfg.device)
     except Exception as e:  # noqa: BLE001 - one line for any bad setting
         config_error(f"bad config: {str(e).splitlines()[0]}")
+    check_eval(ecfg, cfg.denoising_steps)
+    check_playability(pcfg)
+    if cfg.denoising_steps:
+        sampler.num_steps = int(cfg.denoising_steps)
     ckpt = resolve_checkpoint(cfg.checkpoint)
     try:
         model, meta = WorldModel.load(ckpt, device)
@@ -116,6 +158,7 @@ def run(cfg: DictConfig) -> dict:
     model = prepare_module(model, device)
     amp = autocast_dtype(device)
     sets = episode_sets(cfg)
+    check_horizons(ecfg, model.context, sets)
     out = Path(cfg.out) if cfg.out else ckpt / "report.json"
     t0 = time.time()
     report = {"checkpoint": str(ckpt), "training_step": meta.get("step"), "training_frames": meta.get("frames"),
@@ -170,9 +213,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 @hydra.main(config_path="../config", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from data.episode import EpisodeError
     try:
         run(cfg)
     except ConfigError:
+        sys.exit(2)
+    except EpisodeError as e:           # frame data that fails only when a segment reads it (bit rot)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
 

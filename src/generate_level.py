@@ -12,6 +12,7 @@ published model (hub cache or a local dir; needs its BART prompt encoder too).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> Path:
     from levels.prompts import PromptError, parse_prompt  # light: bad input fails before torch loads
     if a.columns < 1 or a.columns > 10_000:
         config_error(f"--columns must be between 1 and 10000, got {a.columns}")
-    if a.temperature is not None and a.temperature <= 0:
-        config_error(f"--temperature must be > 0, got {a.temperature}")
+    if a.temperature is not None and not (math.isfinite(a.temperature) and a.temperature > 0):
+        config_error(f"--temperature must be > 0 and finite, got {a.temperature}")
+    if a.seed is not None and a.seed < 0:
+        config_error(f"--seed must be >= 0, got {a.seed}")
     if a.top_k is not None and a.top_k < 0:
         config_error(f"--top-k must be >= 0 (0 = no top-k), got {a.top_k}")
     try:

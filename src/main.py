@@ -5,6 +5,7 @@ directory. Bad configs stop before any training with one line on stderr (exit st
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -73,6 +74,61 @@ def check(training, data, den, up, sampler) -> None:
         config_error(f"data.weighting must be uniform or episode, got {data.weighting!r}")
 
 
+def _is_number(v, integer: bool = False) -> bool:
+    return (isinstance(v, int) if integer else isinstance(v, (int, float))) and not isinstance(v, bool) \
+        and math.isfinite(v)
+
+
+def check_training(t) -> None:
+    """Every training.* value that would crash later (or train nonsense silently) stops here."""
+    rules = (  # name, integer?, test, what it must be
+        ("lr", False, lambda v: v > 0, "a positive number"),
+        ("upsampler_lr", False, lambda v: v > 0, "a positive number"),
+        ("weight_decay", False, lambda v: v >= 0, "a number >= 0"),
+        ("warmup", True, lambda v: v >= 0, "an integer >= 0"),
+        ("grad_clip", False, lambda v: v > 0, "a positive number"),
+        ("ema_decay", False, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("checkpoint_every", True, lambda v: v > 0, "a positive integer"),
+        ("keep", True, lambda v: v >= 1, "an integer >= 1 (the latest checkpoint always stays)"),
+        ("log_every", True, lambda v: v > 0, "a positive integer"),
+        ("image_every", True, lambda v: v > 0, "a positive integer"),
+        ("upsampler_every", True, lambda v: v > 0, "a positive integer"),
+        ("threads", True, lambda v: v >= 0, "an integer >= 0 (0: torch's default)"),
+        ("seed", True, lambda v: v >= 0, "an integer >= 0"),
+        ("cooldown_steps", True, lambda v: v > 0, "a positive integer"),
+        ("cooldown_final", False, lambda v: 0 <= v <= 1, "in [0, 1]"),
+    )
+    for name, integer, ok, what in rules:
+        v = getattr(t, name)
+        if not _is_number(v, integer) or not ok(v):
+            config_error(f"training.{name} must be {what}, got {v!r}")
+    if t.cooldown_from is not None and not (_is_number(t.cooldown_from, True) and t.cooldown_from >= 0):
+        config_error(f"training.cooldown_from must be null or a step >= 0, got {t.cooldown_from!r}")
+    if t.precision not in ("auto", "bf16", "fp16", "fp32"):
+        config_error(f"training.precision must be auto, bf16, fp16 or fp32, got {t.precision!r}")
+    from utils.device import pick_device
+    try:
+        pick_device(t.device)
+    except (ValueError, RuntimeError) as e:
+        config_error(f"training.device={t.device!r}: {str(e).splitlines()[0]} (use auto, cpu or cuda)")
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """A run dir holding another run's checkpoints is continued (resume=true) or refused: training from
+    step 0 there would interleave two runs' checkpoints, and pruning would delete the new ones."""
+    ck = run_dir / "checkpoints"
+    old = sorted(p.name for p in ck.glob("step_*")) if ck.is_dir() else []
+    if not old and not (ck / "latest").exists() or cfg.resume:
+        return
+    if cfg.get("overwrite"):
+        import shutil
+        shutil.rmtree(ck, ignore_errors=True)
+        print(f"overwrite=true: deleted the previous run's checkpoints in {ck}")
+        return
+    config_error(f"{run_dir} holds another run's checkpoints (latest {old[-1] if old else '?'}): resume=true to "
+                 f"continue it, or a new dir (hydra.run.dir=...), or overwrite=true to delete them")
+
+
 def train_paths(data) -> list[Path]:
     from data.episode import EpisodeError
     from data.split import SplitError, episodes_for
@@ -92,14 +148,17 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
     den, up = build(cfg.model, "denoiser"), build(cfg.model, "upsampler")
     sampler = build(cfg, "sampler")
     check(training, data, den, up, sampler)
+    check_training(training)
+    check_run_dir(cfg, run_dir)
     paths = train_paths(data)
     from data.episode import EpisodeError
     from training.trainer import Trainer
+    from utils.checkpoint import CheckpointError
     full = OmegaConf.to_container(cfg, resolve=True)
     try:
         trainer = Trainer(training, data, den, up, sampler, run_dir, paths, OmegaConf.to_container(cfg.wandb), full,
                           resume=cfg.resume, init_from=cfg.init_from)
-    except EpisodeError as e:
+    except (EpisodeError, CheckpointError) as e:
         config_error(str(e))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))

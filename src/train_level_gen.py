@@ -33,6 +33,27 @@ def _config(cfg: DictConfig):
     return TrainConfig(**d)
 
 
+def _check_resume(tcfg) -> None:
+    """A resumed run keeps its checkpoint's architecture: a model.* option given on the command line
+    that differs from it would be ignored silently, so it stops here instead."""
+    import json
+    from hydra.core.hydra_config import HydraConfig
+    from levels.generator import META_FILE
+    meta = Path(tcfg.out_dir) / META_FILE
+    if not tcfg.resume or not meta.exists():
+        return
+    try:
+        saved = json.loads(meta.read_text())["config"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return                                         # load_checkpoint reports a damaged one
+    given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    differ = [f"{k}={getattr(tcfg.model, k[6:])} (checkpoint: {saved.get(k[6:])})" for k in sorted(given)
+              if k.startswith("model.") and k[6:] in saved and saved[k[6:]] != getattr(tcfg.model, k[6:], None)]
+    if differ:
+        config_error(f"{tcfg.out_dir} holds a generator with another architecture: {', '.join(differ)}; "
+                     "resume=false to start over there, or a new out_dir")
+
+
 @hydra.main(config_path="../config", config_name="level_gen", version_base=None)
 def main(cfg: DictConfig) -> None:
     from levels.corpus import CorpusError
@@ -41,6 +62,11 @@ def main(cfg: DictConfig) -> None:
     tcfg = _config(cfg)
     if tcfg.model.n_embd % tcfg.model.n_head:
         config_error(f"model.n_embd={tcfg.model.n_embd} must be divisible by model.n_head={tcfg.model.n_head}")
+    for name in ("max_steps", "batch_size", "eval_every", "save_every", "eval_batches"):
+        v = getattr(tcfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            config_error(f"{name} must be a positive integer, got {v!r}")
+    _check_resume(tcfg)
     run = None
     if cfg.wandb.mode != "disabled":
         import wandb

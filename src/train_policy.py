@@ -4,7 +4,7 @@
     python src/train_policy.py policy/schedule=smoke run_dir=/tmp/p output=/tmp/p/mm.npz
     python src/train_policy.py levels=[1-1,1-2] policy.schedule.time_budget_min=10 wandb.mode=online
 
-Re-running the same command resumes from <run_dir>/state.pt (iteration, optimiser, best score and
+Re-running the same command resumes from <run_dir>/state.safetensors (iteration, optimiser, best score and
 the wall time already spent, which counts against `policy.schedule.time_budget_min`). Every batch of
 episodes is played at explore=0 by the policy being trained, so it doubles as that policy's
 evaluation: its parameters are saved to `output` when the batch's mean progress beats the best so far
@@ -30,6 +30,8 @@ from policy.model import ModularMind
 from policy.reinforce import EliteBuffer, LossConfig, behaviour_clone, degenerate, imitation_step, reinforce_step, \
     trimmed
 from policy.rollout import RewardConfig, play_batch, play_demos, worker_init
+from policy.state import LEGACY_FILE, STATE_FILE, load_state, save_state as write_state
+from utils.checkpoint import CheckpointError
 from utils.config_errors import config_error
 
 
@@ -85,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(int(cfg.seed))
     run_dir, output = Path(cfg.run_dir), Path(cfg.output)
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "state.pt"
+    state_path = run_dir / STATE_FILE
     spec = default_spec(**OmegaConf.to_container(cfg.policy.net))
     init = init_params(spec, seed=int(cfg.seed))
     if cfg.get("init_from"):
@@ -102,13 +104,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                           "elite": {}}
     if cfg.get("init_from"):
         st["warm"], st["init_from"] = True, str(cfg.init_from)
+    if cfg.resume and not state_path.exists() and (run_dir / LEGACY_FILE).exists():
+        config_error(f"{run_dir / LEGACY_FILE}: a pickle state from an older version is never loaded (unpickling "
+                     "can run any code); delete it to start over, or use another run_dir")
     if cfg.resume and state_path.exists():
-        saved = torch.load(state_path, weights_only=False)
-        if saved["spec"] != spec:
-            config_error(f"{state_path} was trained with another net config; use a new run_dir or resume=false")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        st = saved["st"]
+        try:
+            st = load_state(state_path, spec, model, opt)
+        except CheckpointError as e:
+            config_error(str(e))
         print(f"resumed {state_path}: iteration {st['iteration']}, best {st['best']:.0f}, {st['elapsed'] / 60:.1f} min spent")
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -127,7 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     def save_state():
         st["elapsed"], st["elite"] = spent0 + time.time() - t0, elite.best
-        torch.save({"spec": spec, "model": model.state_dict(), "opt": opt.state_dict(), "st": st}, state_path)
+        write_state(state_path, spec, model, opt, st)
 
     try:
         if not st["warm"] and sched.demos_per_level > 0 and sched.bc_epochs > 0:

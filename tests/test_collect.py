@@ -86,13 +86,12 @@ def _kill_mid_episode(out: Path, sig: int, workers: int, group: bool) -> tuple[s
         [sys.executable, "src/collect.py", "agent=scripted", "agent.explore=0", "episodes=50", "max_steps=100000", "level=1-1",
          f"out_dir={out}", f"workers={workers}", "seed=0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.time() + 90
-    # wait until every worker has an episode in progress that has grown past its first frame flush
-    while time.time() < deadline and proc.poll() is None:
-        tmps = list(out.glob("*.hdf5.tmp"))
-        if len(tmps) >= workers and all(t.stat().st_size > 150_000 for t in tmps):
-            break
+    deadline = time.time() + 120
+    # wait until an episode is committed: the workers are then well into their next ones (episodes are
+    # built in memory, so an episode in progress has no file to watch)
+    while time.time() < deadline and proc.poll() is None and not list_episodes(out):
         time.sleep(0.2)
+    time.sleep(1.0)
     assert proc.poll() is None, "collector exited before it could be killed"
     if group:
         os.killpg(proc.pid, sig)           # Ctrl-C in a terminal: the whole process group gets it

@@ -258,7 +258,7 @@ def test_train_policy_smoke_and_resume(tmp_path):
     over = ["policy/schedule=smoke", "levels=[1-1]", "workers=1", "nice=0", f"run_dir={tmp_path}/run",
             f"output={tmp_path}/mm.npz", "reward.max_steps=80"]
     st = train(compose("policy", over))
-    assert st["iteration"] == 2 and (tmp_path / "run" / "state.pt").exists()
+    assert st["iteration"] == 2 and (tmp_path / "run" / "state.safetensors").exists()
     params, spec, meta = load_npz(tmp_path / "mm.npz")
     assert set(params) == set(init_params(spec)) and meta["levels"] == ["1-1"]
     st2 = train(compose("policy", over + ["policy.schedule.iterations=3"]))   # resumes: one more batch only

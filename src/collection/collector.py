@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agents.base import AgentStopped
-from data.episode import EpisodeWriter, episode_length
+from data.episode import EpisodeWriteError, EpisodeWriter, episode_length
 
 
 @dataclass
@@ -25,12 +25,14 @@ class WorkerResult:
     episodes: int = 0
     steps: int = 0
     skipped: int = 0
+    skipped_steps: int = 0                 # steps of the episode files already there (counted in steps)
     max_x: list[int] = field(default_factory=list)
     flags: int = 0
     truncated_by_stop: int = 0
     actions: Counter = field(default_factory=Counter)
     agent_summary: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    write_failed: int = 0                  # episodes dropped because the disk refused them
 
 
 def episode_filename(source: str, job: EpisodeJob) -> str:
@@ -111,6 +113,7 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
             if path.exists():
                 n = episode_length(path)
                 res.skipped += 1
+                res.skipped_steps += n
                 res.steps += n
                 if on_step:
                     on_step(n)
@@ -121,22 +124,28 @@ def collect_worker(make_env: Callable[[str], Any], make_agent: Callable[[], Any]
             env = envs[job.level]
             meta = {**attrs, "source": source, "level": job.level, "seed": job.seed, "episode_index": job.index,
                     "max_steps": max_steps}
-            writer = EpisodeWriter(path, meta, compression=compression)
             try:
-                out = run_episode(env, agent, writer, job, max_steps, on_step)
-            except BaseException:
-                writer.abort()
-                raise
-            extra = agent.episode_attrs() if hasattr(agent, "episode_attrs") else {}
-            if hasattr(env, "episode_attrs"):  # env-side facts, e.g. LevelEnv: the level actually played
-                extra = {**env.episode_attrs(), **extra}
-            if getattr(env, "level_text", None):
-                writer.level_text = env.level_text
-            for k, v in extra.items():
-                writer.set_attr(k, v if isinstance(v, (int, float, str, bool)) else json.dumps(v))
-            if out["stopped"]:
-                writer.set_attr("stopped_reason", out["stopped"])
-            if writer.close(mark_truncated=bool(out["stopped"])) is not None:  # None: stopped before a step
+                writer = EpisodeWriter(path, meta, compression=compression)
+                try:
+                    out = run_episode(env, agent, writer, job, max_steps, on_step)
+                except BaseException:
+                    writer.abort()
+                    raise
+                extra = agent.episode_attrs() if hasattr(agent, "episode_attrs") else {}
+                if hasattr(env, "episode_attrs"):  # env-side facts, e.g. LevelEnv: the level actually played
+                    extra = {**env.episode_attrs(), **extra}
+                if getattr(env, "level_text", None):
+                    writer.level_text = env.level_text
+                for k, v in extra.items():
+                    writer.set_attr(k, v if isinstance(v, (int, float, str, bool)) else json.dumps(v))
+                if out["stopped"]:
+                    writer.set_attr("stopped_reason", out["stopped"])
+                committed = writer.close(mark_truncated=bool(out["stopped"]))
+            except EpisodeWriteError as e:      # disk full: the episode in flight is dropped, the rest kept
+                res.errors.append(str(e))
+                res.write_failed += 1
+                break
+            if committed is not None:  # None: stopped before a step
                 res.episodes += 1
                 res.steps += out["steps"]
                 if _StopRequest.requested:   # the user's stop: kept, flagged, not a finished episode

@@ -1,8 +1,10 @@
 """The one reader/writer of the episode format (specified in docs/data.md, "The episode format").
 
 One episode per HDF5 file. `frames[t]` is seen, `actions[t]` is taken, `frames[t+1]` results, so
-`len(frames) == len(actions) + 1`. Writers stream frames into `<name>.hdf5.tmp` and rename on close,
-so a killed process never leaves a half file that looks whole.
+`len(frames) == len(actions) + 1`. Writers build the (compressed) file in memory and only on close
+write it to `<name>.hdf5.tmp`, read it back and rename it, so a killed process never leaves a half
+file that looks whole, and a full disk is an ordinary OSError: HDF5 itself never sees a failed write
+(after one it can neither close nor free the file, and the process crashes at exit).
 """
 from __future__ import annotations
 
@@ -20,11 +22,20 @@ VERSION = 1
 FRAME_SHAPE = (240, 256, 3)
 INFO_KEYS = ("x_pos", "y_pos", "life", "coins", "time", "status", "world", "stage", "flag_get", "score", "camera_x")
 STATUS_CODES = {"small": 0, "tall": 1, "fireball": 2}
+COMPRESSIONS = ("lzf", "gzip")
 _STEP_FIELDS = {"actions": np.uint8, "rewards": np.float32, "terminated": np.bool_, "truncated": np.bool_}
 
 
 class EpisodeError(ValueError):
     """A file that is not a valid episode. str() is one line naming the file."""
+
+
+class EpisodeWriteError(OSError):
+    """An episode could not be written (disk full, read-only, quota); nothing was committed. One line."""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
 
 
 @dataclass
@@ -75,16 +86,25 @@ class EpisodeWriter:
                  buffer_frames: int = 64):
         self.path = Path(path)
         self.tmp_path = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.tmp_path, "w")
-        meta = {"format": FORMAT, "version": VERSION, "frame_skip": 4,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        meta.update(attrs)
-        for k, v in meta.items():
-            self._file.attrs[k] = _clean_attr(v)
-        comp = {"compression": compression} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
-        self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
-                                                 dtype=np.uint8, chunks=(1, *FRAME_SHAPE), **comp)
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+        self.closed = True                        # until the file exists: abort() has nothing to remove
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # in memory (compressed chunks: a few MB a thousand steps); written out by close()
+            self._file = h5py.File(self.tmp_path, "w", driver="core", backing_store=False)
+            self.closed = False
+            meta = {"format": FORMAT, "version": VERSION, "frame_skip": 4,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            meta.update(attrs)
+            for k, v in meta.items():
+                self._file.attrs[k] = _clean_attr(v)
+            comp = {"compression": "lzf"} if compression == "lzf" else {"compression": "gzip", "compression_opts": 1}
+            self._frames = self._file.create_dataset("frames", shape=(0, *FRAME_SHAPE), maxshape=(None, *FRAME_SHAPE),
+                                                     dtype=np.uint8, chunks=(1, *FRAME_SHAPE), fletcher32=True,
+                                                     **comp)   # checksums: bit rot is an error, not a frame
+        except (OSError, RuntimeError) as e:
+            raise self._failed(e) from None
         self._buffer_frames = buffer_frames
         self._pending: list[np.ndarray] = []
         self._n_frames = 0
@@ -92,7 +112,6 @@ class EpisodeWriter:
         self._info: dict[str, list[int]] = {k: [] for k in INFO_KEYS}
         self._text: list[str] | None = None
         self.level_text: str | None = None
-        self.closed = False
 
     def __len__(self) -> int:
         return len(self._steps["actions"])
@@ -115,7 +134,15 @@ class EpisodeWriter:
         self._add_frame(frame, info)
 
     def set_attr(self, key: str, value: Any) -> None:
-        self._file.attrs[key] = _clean_attr(value)
+        try:
+            self._file.attrs[key] = _clean_attr(value)
+        except (OSError, RuntimeError) as e:
+            raise self._failed(e) from None
+
+    def _failed(self, e: BaseException) -> EpisodeWriteError:
+        """Drop the temporary file; the error to raise (one line)."""
+        self.abort()
+        return EpisodeWriteError(f"{self.path}: cannot write ({_one_line(e)}); this episode is dropped")
 
     def _add_frame(self, frame: np.ndarray, info: Mapping[str, Any]) -> None:
         frame = np.asarray(frame)
@@ -132,15 +159,27 @@ class EpisodeWriter:
             return
         batch, self._pending = self._pending, []   # taken first: an interrupted flush never writes twice
         n = len(batch)
-        self._frames.resize(self._n_frames + n, axis=0)
-        self._frames[self._n_frames:self._n_frames + n] = np.stack(batch)
+        try:
+            self._frames.resize(self._n_frames + n, axis=0)
+            self._frames[self._n_frames:self._n_frames + n] = np.stack(batch)
+        except (OSError, RuntimeError, ValueError) as e:      # disk full, quota, I/O error
+            raise self._failed(e) from None
         self._n_frames += n
 
     def close(self, mark_truncated: bool = False) -> Path | None:
         """Commit the episode. `mark_truncated` flags the last step as truncated (stopped early).
-        An episode without a single step is discarded (returns None)."""
+        An episode without a single step is discarded (returns None). A file that does not read back
+        is never committed (EpisodeWriteError, the temporary file removed)."""
         if self.closed:
             return self.path
+        try:
+            return self._commit(mark_truncated)
+        except EpisodeWriteError:
+            raise
+        except (OSError, RuntimeError, ValueError, EpisodeError) as e:
+            raise self._failed(e) from None
+
+    def _commit(self, mark_truncated: bool) -> Path | None:
         self._flush()
         # Ctrl-C can land between the appends of step(): keep the longest consistent prefix
         T = min(*(len(v) for v in self._steps.values()), *(len(v) - 1 for v in self._info.values()),
@@ -158,29 +197,38 @@ class EpisodeWriter:
             self._steps["truncated"][-1] = True
         f = self._file
         for k, dt in _STEP_FIELDS.items():
-            f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt))
+            f.create_dataset(k, data=np.asarray(self._steps[k], dtype=dt), fletcher32=True)
         g = f.create_group("info")
         for k, v in self._info.items():
-            g.create_dataset(k, data=np.asarray(v, dtype=np.int32))
+            g.create_dataset(k, data=np.asarray(v, dtype=np.int32), fletcher32=True)
         if self.level_text is not None:
             f.create_dataset("level_text", data=self.level_text, dtype=h5py.string_dtype())
         if self._text is not None:
             f.create_dataset("step_text", data=np.array(self._text, dtype=object), dtype=h5py.string_dtype())
         f.attrs["length"] = len(self)
         f.flush()
-        os.fsync(f.id.get_vfd_handle())
+        image = f.id.get_file_image()
         f.close()
+        with open(self.tmp_path, "wb") as out:       # a full disk fails here, as a plain OSError
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
+        if episode_length(self.tmp_path) != len(self):      # what is committed reads back
+            raise EpisodeError(f"{self.tmp_path}: wrote {len(self)} steps but the file does not say so")
         os.replace(self.tmp_path, self.path)
         self.closed = True
         return self.path
 
     def abort(self) -> None:
-        if not self.closed:
-            try:
-                self._file.close()
-            finally:
-                self.tmp_path.unlink(missing_ok=True)
-                self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._file.close()
+        except (OSError, RuntimeError, ValueError):
+            pass                 # a full disk cannot flush the file's last buffers: it is deleted anyway
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
 
 
 def write_episode(path: str | os.PathLike, ep: Episode, compression: str = "lzf") -> Path:
@@ -205,7 +253,7 @@ def _check(path: Path, f: h5py.File, frames_too: bool) -> int:
     if int(f.attrs.get("version", -1)) != VERSION:
         raise EpisodeError(f"{path}: unsupported episode version {f.attrs.get('version')!r} (this code reads {VERSION})")
     for k in ("frames", "actions", "rewards", "terminated", "truncated"):
-        if k not in f:
+        if not isinstance(f.get(k), h5py.Dataset):
             raise EpisodeError(f"{path}: missing dataset {k!r}")
     T = f["actions"].shape[0] if f["actions"].ndim == 1 else -1
     if T < 1:
@@ -217,10 +265,26 @@ def _check(path: Path, f: h5py.File, frames_too: bool) -> int:
         d = f[k]
         if d.shape != (T,) or d.dtype != dt:
             raise EpisodeError(f"{path}: {k} must be ({T},) {np.dtype(dt)}, got {d.shape} {d.dtype}")
-    for k, d in f.get("info", {}).items():
-        if d.shape != (T + 1,):
-            raise EpisodeError(f"{path}: info/{k} must have shape ({T + 1},), got {d.shape}")
+    info = f.get("info", {})
+    if not isinstance(info, (h5py.Group, dict)):
+        raise EpisodeError(f"{path}: info must be a group of per-frame datasets, got a {type(info).__name__}")
+    for k, d in info.items():
+        if not isinstance(d, h5py.Dataset) or d.shape != (T + 1,) or d.dtype.kind not in "iub":
+            raise EpisodeError(f"{path}: info/{k} must be ({T + 1},) integers, got "
+                               f"{getattr(d, 'shape', type(d).__name__)} {getattr(d, 'dtype', '')}")
+    for k in ("frames", *_STEP_FIELDS):
+        if not _allocated(f[k]):                     # a header that declares more than the file holds
+            raise EpisodeError(f"{path}: {k} declares {f[k].shape[0]} entries that the file does not hold "
+                               "(truncated or forged header)")
     return T
+
+
+def _allocated(d: h5py.Dataset) -> bool:
+    """Whether the file holds storage for every element (never-written elements read as zeros)."""
+    if d.chunks:
+        want = int(np.prod([-(-n // c) for n, c in zip(d.shape, d.chunks)]))
+        return d.id.get_num_chunks() >= want
+    return d.id.get_storage_size() >= d.size * d.dtype.itemsize
 
 
 def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
@@ -246,7 +310,7 @@ def read_episode(path: str | os.PathLike, frames: bool = True) -> Episode:
             return ep
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise EpisodeError(f"{path}: unreadable or corrupt episode file ({msg})") from None
 
@@ -260,8 +324,8 @@ def read_frames(path: str | os.PathLike, index) -> np.ndarray:
             return f["frames"][index]
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({_one_line(e)})") from None
 
 
 def episode_length(path: str | os.PathLike) -> int:
@@ -272,8 +336,25 @@ def episode_length(path: str | os.PathLike) -> int:
             return _check(path, f, frames_too=False)
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({str(e).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise EpisodeError(f"{path}: unreadable or corrupt episode file ({_one_line(e)})") from None
+
+
+def bad_files_message(errors: list[str]) -> str:
+    """One line for several bad episode files: how many, then each with its reason."""
+    return errors[0] if len(errors) == 1 else f"{len(errors)} bad episode files: " + "; ".join(errors)
+
+
+def check_episodes(paths: list[Path]) -> None:
+    """Validate every file's header; one EpisodeError naming all the bad ones (not one per run)."""
+    bad = []
+    for p in paths:
+        try:
+            episode_length(p)
+        except EpisodeError as e:
+            bad.append(str(e))
+    if bad:
+        raise EpisodeError(bad_files_message(bad))
 
 
 def list_episodes(directory: str | os.PathLike) -> list[Path]:

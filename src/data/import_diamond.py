@@ -82,14 +82,19 @@ def read_diamond_file(path: str | Path, cfg: DiamondImportConfig) -> list[Episod
             missing = [f"frame_{i}_y" for i in range(n) if f"frame_{i}_y" not in f]
             if missing:
                 raise DiamondFormatError(f"{path}: missing action dataset {missing[0]}")
+            for i in range(n):            # shapes first: a forged header must not make us allocate it
+                d = f[f"frame_{i}_x"]
+                if not isinstance(d, h5py.Dataset) or d.shape != (240, 256, 3) or d.dtype != np.uint8:
+                    raise DiamondFormatError(f"{path}: frame_{i}_x must be a (240, 256, 3) uint8 dataset, got "
+                                             f"{getattr(d, 'shape', 'a group')} {getattr(d, 'dtype', '')}")
             frames = np.stack([f[f"frame_{i}_x"][()] for i in range(n)])
             acts = decode_actions(np.stack([np.ravel(f[f"frame_{i}_y"][()]) for i in range(n)]), str(path))
             helper = (np.stack([np.ravel(f[f"frame_{i}_helperarr"][()])[:2] for i in range(n)]).astype(np.float64)
                       if all(f"frame_{i}_helperarr" in f for i in range(n)) else None)
     except DiamondFormatError:
         raise
-    except (OSError, KeyError, ValueError) as e:
-        raise DiamondFormatError(f"{path}: unreadable HDF5 file ({str(e).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+        raise DiamondFormatError(f"{path}: unreadable HDF5 file ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
     if frames.shape[1:] != (240, 256, 3) or frames.dtype != np.uint8:
         raise DiamondFormatError(f"{path}: frames must be (240, 256, 3) uint8, got {frames.shape[1:]} {frames.dtype}")
     frames, order = to_rgb(frames, cfg.channel_order)

@@ -22,6 +22,7 @@ from data.lowres import build_cache, load_scrolls
 @dataclass
 class DataConfig:
     dir: str | None = None               # episodes directory (required)
+    cache_dir: str | None = None         # low-res cache root; null: <dir>/.lowres_60x64 (read-only dataset: set it)
     split: str | None = None             # split file; default <dir>/split.json if present, else all episodes train
     batch_size: int = 32
     upsampler_batch_size: int = 8
@@ -39,13 +40,14 @@ class LowresEpisode:
     scrolls: np.ndarray      # (T,) int8
 
 
-def load_lowres_episodes(paths: list[Path], data_dir: str | Path) -> list[LowresEpisode]:
+def load_lowres_episodes(paths: list[Path], data_dir: str | Path, cache_root: str | Path | None = None
+                         ) -> list[LowresEpisode]:
     """Every episode's low-res frames (cache built if missing), actions and scrolls, in RAM."""
     if not paths:
         raise EpisodeError(f"{data_dir}: no episodes to train on")
-    lows = build_cache(data_dir, paths)
+    lows = build_cache(data_dir, paths, cache_root=cache_root)
     return [LowresEpisode(p, np.ascontiguousarray(low), read_episode(p, frames=False).actions,
-                          load_scrolls(p, data_dir)) for p, low in zip(paths, lows)]
+                          load_scrolls(p, data_dir, cache_root)) for p, low in zip(paths, lows)]
 
 
 class SegmentSampler:

@@ -72,6 +72,12 @@ def load_spawn(path: str | os.PathLike) -> Spawn:
         meta = json.loads((p / "meta.json").read_text()) if (p / "meta.json").exists() else {}
     except (OSError, ValueError) as e:
         raise SpawnError(f"{p}: unreadable spawn ({str(e).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise SpawnError(f"{p}: meta.json must hold a JSON object, got a {type(meta).__name__}")
+    replay = meta.get("replay_actions")
+    if replay is not None and not (isinstance(replay, list) and all(
+            isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= 255 for a in replay)):
+        raise SpawnError(f"{p}: meta.json replay_actions must be a list of NES bytes (0..255)")
     if full.shape != (CONTEXT, 240, 256, 3) or full.dtype != np.uint8:
         raise SpawnError(f"{p}: full_res.npy must be ({CONTEXT}, 240, 256, 3) uint8 RGB, got {full.shape} {full.dtype}")
     if acts.shape != (CONTEXT,) or acts.dtype != np.uint8:

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.episode import list_episodes, read_episode
+from data.episode import EpisodeError, bad_files_message, episode_length, list_episodes, read_episode
 
 SPLIT_FILENAME = "split.json"
 
@@ -55,6 +55,14 @@ def make_split(data_dir: str | os.PathLike, cfg: SplitConfig) -> dict:
     paths = list_episodes(root)
     if not paths:
         raise SplitError(f"{root}: no episode files (*.hdf5) to split")
+    bad = []
+    for p in paths:                  # a corrupt file is in neither side: all of them named, at once
+        try:
+            episode_length(p)
+        except EpisodeError as e:
+            bad.append(str(e))
+    if bad:
+        raise SplitError(bad_files_message(bad) + "; move or delete them, then split again")
     rel = {p: p.relative_to(root).as_posix() for p in paths}
     held = set(cfg.test_levels)
     by_level = {p for p in paths if held and episode_level(p) in held}
@@ -89,13 +97,23 @@ def load_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = Non
     try:
         split = json.loads(f.read_text())
         train, test = list(split["train"]), list(split["test"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OSError) as e:
         raise SplitError(f"{f}: not a split file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    outside = [r for r in train + test if not isinstance(r, str) or not _inside(root, r)]
+    if outside:
+        raise SplitError(f"{f}: lists {len(outside)} path(s) outside {root}, e.g. {str(outside[0])[:200]!r}; "
+                         "a split names episode files relative to its directory")
     missing = [r for r in train + test if not (root / r).exists()]
     if missing:
         raise SplitError(f"{f}: {len(missing)} listed episode(s) are missing under {root}, e.g. {missing[0]}; "
                          "make the split again")
     return [(root / r).resolve() for r in train], [(root / r).resolve() for r in test]
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """A relative path to an episode file that stays under root (no '..', not absolute)."""
+    p = Path(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and p.suffix == ".hdf5"
 
 
 def has_split(data_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data.episode import EpisodeError, list_episodes, read_episode
+from data.episode import EpisodeError, check_episodes, list_episodes, read_episode
 from data.spawn import SpawnError, list_spawns, save_spawn
 from data.spawn_tools import SpawnPickConfig, convert_diamond_spawn, make_spawn, pick_spawns
 
@@ -24,6 +24,7 @@ def spawns_from_episodes(src: Path, out: Path, cfg: SpawnPickConfig) -> list[Pat
     paths = list_episodes(src) if src.is_dir() else [src]
     if not paths:
         raise EpisodeError(f"{src}: no episode files (*.hdf5)")
+    check_episodes(paths)                       # every bad file named at once
     picks = pick_spawns(paths, cfg)
     if not picks:
         raise EpisodeError(f"{src}: no episode is long enough for a spawn "

@@ -194,7 +194,12 @@ def spawn_from_level(level_text: str, out_dir: str | Path, warmup: tuple[int, ..
     frame, _ = env.reset(seed=0)
     frames = [frame]
     for a in warmup[:3]:
-        frames.append(env.step(a)[0])
+        frame, _, terminated, truncated, _ = env.step(a)
+        frames.append(frame)
+        if (terminated or truncated) and len(frames) < 4:
+            env.close()
+            raise ValueError(f"the level ends within {len(frames) - 1} steps of its start (too short for a "
+                             "spawn: 4 frames needed)")
     env.close()
     full = np.stack(frames)
     # no replay_actions: the real emulator cannot replay a MarioGPT level (play.py --compare says so)
@@ -218,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     except LevelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = spawn_from_level(text, args.spawn[1])
+    try:
+        out = spawn_from_level(text, args.spawn[1])
+    except ValueError as e:
+        print(f"error: {args.spawn[0]}: {e}", file=sys.stderr)
+        return 2
     print(f"spawn written to {out}")
     return 0
 

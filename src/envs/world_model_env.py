@@ -155,5 +155,5 @@ def _spawn_level(path: Path) -> str | None:
     try:
         import json
         return json.loads((path / "meta.json").read_text()).get("level")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):      # AttributeError: meta.json is not an object
         return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -93,8 +94,10 @@ def validate(cfg: PlayConfig) -> None:
         cfg.scale = 2 if cfg.compare else 3
     if cfg.scale < 1 or cfg.scale > 8:
         raise PlayError(f"--scale must be 1..8, got {cfg.scale}")
-    if cfg.fps <= 0:
-        raise PlayError(f"--fps must be > 0, got {cfg.fps:g}")
+    if not math.isfinite(cfg.fps) or cfg.fps <= 0:
+        raise PlayError(f"--fps must be a number > 0, got {cfg.fps:g}")
+    if cfg.seed < 0:
+        raise PlayError(f"--seed must be >= 0, got {cfg.seed}")
     if cfg.threads is not None and cfg.threads < 1:
         raise PlayError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:

@@ -26,14 +26,18 @@ RANDOM_ACTION_SET = "complex"
 def read_action_file(path: str | Path) -> list[int]:
     """One NES button byte per line, decimal; blank lines and `#` comments are skipped."""
     out = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlayError(f"--actions {path}: not a text file of NES bytes ({type(e).__name__})") from None
+    for n, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         try:
             byte = int(text)
         except ValueError:
-            raise PlayError(f"--actions {path}, line {n}: {text!r} is not a decimal NES button byte (0..255)") from None
+            raise PlayError(f"--actions {path}, line {n}: {text[:40]!r} is not a decimal NES button byte (0..255)") from None
         if not 0 <= byte <= 255:
             raise PlayError(f"--actions {path}, line {n}: {byte} is outside 0..255")
         out.append(byte)

@@ -68,17 +68,22 @@ _KIND = {"pipe": "pipes", "pipes": "pipes", "enemy": "enemies", "enemies": "enem
 DEFAULTS = {"pipes": "some", "enemies": "some", "blocks": "some", "elevation": "low"}
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """A bad prompt quoted in an error: its start only (a 96 KB prompt must not fill the terminal)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def parse_prompt(text: str) -> Prompt:
     """Parse a prompt; parts may come in any order and omitted parts take DEFAULTS."""
     found: dict[str, str] = {}
     for part in [p for p in text.split(",") if p.strip()]:
         m = _PART.match(part)
         if not m:
-            raise PromptError(f"cannot read {part.strip()!r} in prompt {text!r}; expected e.g. "
+            raise PromptError(f"cannot read {_short(part.strip())!r} in prompt {_short(text)!r}; expected e.g. "
                               f"'many pipes, some enemies, little blocks, low elevation'")
         word, kind = m.group(1).lower(), _KIND[m.group(2).lower()]
         if kind in found:
-            raise PromptError(f"prompt {text!r} gives {kind} twice")
+            raise PromptError(f"prompt {_short(text)!r} gives {kind} twice")
         if word not in KEYWORDS[kind]:
             allowed = "|".join(dict.fromkeys(KEYWORDS[kind]))
             raise PromptError(f"{word!r} is not a {kind} amount; use one of {allowed}")

@@ -44,6 +44,16 @@ def sample_strip(model, segments: SegmentSampler, pool, sampler_cfg, device, amp
     return np.concatenate(lines, 0), metrics
 
 
+def _open_jsonl(path: Path):
+    """Append to a JSON-lines file, first dropping a last line a killed run left half written."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+    return open(path, "a")
+
+
 class RunLogger:
     """Console-free logging: W&B (mode offline | online | disabled) plus metrics.jsonl and PNG strips."""
 
@@ -52,14 +62,16 @@ class RunLogger:
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = open(self.run_dir / "metrics.jsonl", "a")
+        self.metrics = _open_jsonl(self.run_dir / "metrics.jsonl")
         mode = cfg.get("mode", "offline")
         if mode != "disabled":
             os.environ.setdefault("WANDB_SILENT", "true")
             import wandb
             id_file = self.run_dir / "wandb_id.txt"      # the same W&B run continues on resume
-            run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
-            id_file.write_text(run_id)
+            run_id = (id_file.read_text().strip() if id_file.exists() else "") or uuid.uuid4().hex[:8]
+            tmp = id_file.with_name(id_file.name + ".tmp")  # a kill -9 must not leave it empty
+            tmp.write_text(run_id)
+            os.replace(tmp, id_file)
             self.wandb = wandb.init(project=cfg.get("project", "smb-world-model"), name=cfg.get("name"),
                                     mode=mode, dir=str(self.run_dir), config=full_config, id=run_id,
                                     resume="allow")

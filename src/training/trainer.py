@@ -26,8 +26,8 @@ from models.sampler import SamplerConfig
 from models.upsampler import UpsamplerConfig
 from models.world_model import WorldModel, to_model
 from training.log import RunLogger, sample_strip
-from utils.checkpoint import (load_json, load_tensors, optimizer_from_files, optimizer_to_files, save_json,
-                              save_tensors)
+from utils.checkpoint import (CheckpointError, load_json, load_tensors, optimizer_from_files, optimizer_to_files,
+                              save_json, save_tensors)
 from utils.device import autocast, autocast_dtype, pick_device, prepare_module
 
 
@@ -44,7 +44,7 @@ class TrainerConfig:
     device: str = "auto"
     precision: str = "auto"            # auto (bf16 where supported) | bf16 | fp32
     checkpoint_every: int = 500
-    keep: int = 2                      # checkpoints kept (oldest deleted)
+    keep: int = 2                      # checkpoints kept (oldest deleted; >= 1: the latest always stays)
     log_every: int = 20
     image_every: int = 1000
     seed: int = 0
@@ -107,7 +107,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             den, up = (nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (den, up))
         self.den_loss, self.up_loss = den, up
-        episodes = load_lowres_episodes(train_paths, data.dir)
+        episodes = load_lowres_episodes(train_paths, data.dir, data.cache_dir)
         self.frames = sum(len(e.low) for e in episodes)
         self.segments = SegmentSampler(episodes, denoiser.context, data.weighting, cfg.seed + 1000 * self.rank)
         self.pool = FramePairPool(episodes, data.pool_size, cfg.seed + 1000 * self.rank)
@@ -246,8 +246,10 @@ class Trainer:
         tmp = self.ckpt_dir / "latest.tmp"
         tmp.write_text(name)
         os.replace(tmp, self.ckpt_dir / "latest")
-        old = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir())[:-self.cfg.keep]
-        for p in old:
+        # only this run's older checkpoints go: never the one just written, never a later step's folder
+        # (main.py refuses a run dir holding another run's checkpoints, but a stale folder must not win)
+        older = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir() and p.name < name)
+        for p in older[:max(0, len(older) - (self.cfg.keep - 1))]:
             shutil.rmtree(p, ignore_errors=True)
         return folder
 
@@ -255,8 +257,12 @@ class Trainer:
         """Start from a shipped checkpoint's (EMA) weights and its step count, with a fresh optimizer:
         how a new machine continues training from what git holds (run dirs do not travel)."""
         from models.world_model import resolve_checkpoint
-        model, meta = WorldModel.load(resolve_checkpoint(path), self.device)
-        self.model.load_state_dict(model.state_dict())
+        model, meta = WorldModel.load(resolve_checkpoint(path), self.device)     # CheckpointError: one line
+        try:
+            self.model.load_state_dict(model.state_dict())
+        except RuntimeError as e:
+            raise CheckpointError(f"init_from={path}: its model has other sizes than model.* here "
+                                  f"({str(e).splitlines()[0][:160]})") from None
         self.ema.load_state_dict(model.state_dict())
         self.step = int(meta.get("step", 0))
         self.up_steps = int(meta.get("upsampler_steps", 0))

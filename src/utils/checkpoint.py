@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -28,14 +28,28 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> None:
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+                 meta: Any = None) -> None:
+    """Atomic write; `meta` (JSON-able) goes into the file's header: one file that is all or nothing."""
     out = {}
     for k, v in tensors.items():
         v = v.detach().cpu()
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         out[k] = v.contiguous()
-    _atomic(Path(path), lambda p: save_file(out, str(p)))
+    header = None if meta is None else {"json": json.dumps(meta)}
+    _atomic(Path(path), lambda p: save_file(out, str(p), metadata=header))
+
+
+def load_meta(path: str | os.PathLike) -> Any:
+    """The JSON stored by save_tensors(..., meta=...) (None if there is none)."""
+    p = Path(path)
+    try:
+        with safe_open(str(p), "pt") as f:
+            header = f.metadata() or {}
+        return json.loads(header["json"]) if "json" in header else None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -43,9 +57,14 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint file")
     try:
-        return load_file(str(p))
+        tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{p}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
+    for k, v in tensors.items():    # a diverged or damaged run: it would draw black frames, not fail
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{p}: tensor {k!r} holds NaN or infinite values (a diverged or damaged "
+                                  "checkpoint; use an earlier one)")
+    return tensors
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
