@@ -113,7 +113,9 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
 
 ![real (left) vs dream (right), open loop with the real actions](report.gif)
 """
-    play = playability_table(report)
+    # playability may come from its own evaluate run (report_playability.json) when report.json predates it
+    extra = ck / "report_playability.json"
+    play = playability_table(report) or (playability_table(json.loads(extra.read_text())) if extra.exists() else "")
     if play:
         card += f"""
 ## Playability (`python src/evaluate.py`: what a player sees over long open-loop play)

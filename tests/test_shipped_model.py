@@ -84,3 +84,13 @@ def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
     frames = [obs] + [env.step(int(a))[0] for a in hands_on_actions(60, PlayabilityConfig())]
     fig = frame_playability(np.stack(frames))
     assert fig["camera_travel_px"] >= 120 and fig["longest_camera_stop"] <= 15
+
+
+def test_model_card_playability_rows_come_from_the_committed_report():
+    rep = json.loads((CKPT / "report_playability.json").read_text())
+    card = (CKPT / "README.md").read_text()
+    for name, s in rep["sets"].items():
+        p = s["playability"]
+        ps = " / ".join(f"{v:.2f}" for v in p["psnr_240x256"].values())
+        assert f"| {name} | {p['runs']} | {100 * p['mario_shown']:.0f} % |" in card and ps in card
+    assert (CKPT / "report_minute.gif").exists() and rep["playability_spawns"]["all"]["runs"] == len(list(SPAWNS.glob("*/meta.json")))
