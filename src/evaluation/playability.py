@@ -144,6 +144,7 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
     shown, x, y = find_mario(tr.dream[1:])
     stall = stalled(d_scroll[:m], g_scroll)
     sharp_d, sharp_r = sharpness(tr.dream[1:m + 1]), sharpness(tr.real[1:])
+    stall_reached = _run_ends(stall, cfg.stall_steps)
     out = {
         "steps": n, "game_steps": m,
         "mario_shown": float(shown.mean()),
@@ -151,9 +152,9 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         "dream_travel_same_steps_px": int(d_scroll[:m].sum()),
         "longest_stall": longest_run(stall), "longest_camera_stop": longest_run(d_scroll == 0),
         "death_step": death_step(shown, d_scroll, g_scroll, cfg.stall_steps),
+        # below 1: blur; above 1: noise or ghost edges the game does not have
         "sharpness_ratio": float(sharp_d.mean() / max(sharp_r.mean(), 1e-6)),
-        "first_stall_step": int(np.argmax(_run_ends(stall, cfg.stall_steps))) + 1
-        if _run_ends(stall, cfg.stall_steps).any() else None,
+        "first_stall_step": int(np.argmax(stall_reached)) + 1 if stall_reached.any() else None,
     }
     if tr.game_xy is not None:
         gx, gy = tr.game_xy[0][1:m + 1], tr.game_xy[1][1:m + 1]
