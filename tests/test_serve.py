@@ -245,9 +245,10 @@ def test_websocket_game_at_game_speed_with_queue_busy_and_downloads(server, tmp_
             assert status == 200
             (tmp_path / "ep.hdf5").write_bytes(data)
             ep = read_episode(tmp_path / "ep.hdf5")
-            assert len(ep) >= 20 and ep.attrs["source"] == "dream/human"
+            # the game runs on while the messages are read: the last streamed step may not be recorded yet
+            assert len(ep) >= len(steps) - 2 and ep.attrs["source"] == "dream/human"
             status, gif = _http(f"{server}/api/games/{token}/last_minute.gif")
-            assert status == 200 and Image.open(io.BytesIO(gif)).n_frames >= 20
+            assert status == 200 and Image.open(io.BytesIO(gif)).n_frames >= len(steps) - 2
             a.close()                                            # the slot goes to the one in line
             assert _until(b, "started")["sides"] == ["real"]
     with connect(ws_url) as d:
