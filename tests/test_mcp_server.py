@@ -161,3 +161,36 @@ def test_vlm_agent_dreams_with_an_endpoint_and_its_replies_come_back(server, mon
     figures = json.loads(r.content[1].text)
     assert not r.is_error and figures["driven_by"] == "vlm" and figures["agent_replies"] == ["3"]
     assert len(chat.requests) == 1           # the agent holds its choice for 4 steps (config/agent/vlm.yaml)
+
+
+@pytest.mark.slow
+def test_streamable_http_subprocess(tmp_path):
+    """`python src/mcp_server.py --http PORT`: the SDK's client by URL lists the tools and calls one."""
+    import socket
+    import subprocess
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "src" / "mcp_server.py"), "--http", str(port)], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "streamable HTTP" in proc.stderr.readline()
+        for _ in range(100):                      # the line comes before the socket listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        async def go():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+                return {t.name for t in (await c.list_tools()).tools}, await c.call_tool("list_spawns", {})
+        names, spawns = run(go)
+        assert names == TOOLS and spawns.structured_content["result"][0]["id"] == "01_world_1-1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    bad = subprocess.run([sys.executable, str(ROOT / "src" / "mcp_server.py"), "--http", "70000"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--http must be a port" in bad.stderr and "Traceback" not in bad.stderr
