@@ -19,6 +19,9 @@ from fault_tools import children, kill_tree, wait_gone
 from utils.checkpoint import load_tensors
 
 
+STEPS = 24       # long enough that a kill at a random point after the first checkpoint lands before the end
+
+
 def train(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir.parent / f"{run_dir.name}_{time.monotonic_ns()}.log", "w")
@@ -26,7 +29,8 @@ def train(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
     # and a killed child's run would stay registered ("run ID is in use") in that shared service
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.Popen([sys.executable, "src/main.py", "experiment=tiny", f"data.dir={data}", "wandb.mode=offline",
-                             "training.checkpoint_every=3", "training.keep=10", f"hydra.run.dir={run_dir}", *extra],
+                             f"training.steps={STEPS}", "training.checkpoint_every=3", "training.keep=20",
+                             f"hydra.run.dir={run_dir}", *extra],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log = Path(log.name)
     return proc
@@ -42,7 +46,7 @@ def finished(proc: subprocess.Popen) -> str:
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
     ck = run_dir / "checkpoints"
     name = (ck / "latest").read_text().strip()
-    assert name == "step_0000012"
+    assert name == f"step_{STEPS:07d}"
     out = {}
     for f in ("train_state/model.safetensors", "train_state/opt_den.safetensors", "denoiser.safetensors",
               "upsampler.safetensors"):
@@ -64,7 +68,7 @@ def test_kill_9_of_training_then_resume_equals_an_uninterrupted_run(real_episode
             end = time.monotonic() + 600
             while time.monotonic() < end and proc.poll() is None and not (run / "checkpoints/latest").exists():
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0, 4))
+            time.sleep(rng.uniform(0, 1.5))
             if proc.poll() is not None:
                 break                                    # finished before the kill: nothing left to test
             kids = children(proc.pid)
