@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from agents.random_agent import RandomAgent  # noqa: E402
-from data.episode import list_episodes, read_episode  # noqa: E402
-from envs.smb_env import SuperMarioBrosGym, _make_nes  # noqa: E402
+from smbwm.agents.random_agent import RandomAgent  # noqa: E402
+from smbwm.data.episode import list_episodes, read_episode  # noqa: E402
+from smbwm.envs.smb_env import SuperMarioBrosGym, _make_nes  # noqa: E402
 
 
 @dataclass
@@ -92,7 +92,7 @@ def our_env(cfg: BenchConfig) -> tuple[float, float]:
 def collect_loop(cfg: BenchConfig) -> tuple[float, float]:
     """The collection loop alone (collection.collector.collect_worker: agent, env, HDF5 writer), with the
     emulator already started: the steady rate of one collect.py worker."""
-    from collection.collector import EpisodeJob, collect_worker
+    from smbwm.collection.collector import EpisodeJob, collect_worker
     env = SuperMarioBrosGym(cfg.level)
     env.reset()
     jobs = (EpisodeJob(index=i, level=cfg.level, seed=i) for i in range(10**6))

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from envs.level_env import LevelEnv  # noqa: E402
-from envs.level_physics import step_frame  # noqa: E402
+from smbwm.envs.level_env import LevelEnv  # noqa: E402
+from smbwm.envs.level_physics import step_frame  # noqa: E402
 
 BUTTONS = [0x80, 0x82, 0x83, 0x81, 0x00, 0x40, 0x01]
 
@@ -56,7 +56,7 @@ def physics_frames_per_s(frames: int, seed: int) -> float:
 
 
 def expert_run(env: LevelEnv, seed: int, max_steps: int, stall: int) -> dict:
-    from agents.expert import ExpertAgent
+    from smbwm.agents.expert import ExpertAgent
     agent = ExpertAgent(seed=seed)
     agent.bind(env)
     obs, info = env.reset(seed=seed)
@@ -102,7 +102,7 @@ def main() -> None:
     res["physics_frames_per_s"] = statistics.median(physics_frames_per_s(a.steps * 4, i) for i in range(a.runs))
     if not a.no_emulator:
         import gymnasium
-        import envs  # noqa: F401
+        import smbwm.envs  # noqa: F401
         res["emulator_steps_per_s"] = statistics.median(
             env_steps_per_s(lambda: gymnasium.make("smbwm/SuperMarioBros-1-1-v0"), a.steps, i) for i in range(a.runs))
     corpus_runs = []
@@ -110,7 +110,7 @@ def main() -> None:
         corpus_runs.append(expert_run(LevelEnv(corpus_width=a.width), 1000 + i, a.max_steps, a.stall))
     gen_runs, gen_note = [], ""
     if a.generated:
-        from envs.level_sources import generate_levels, varied_prompts
+        from smbwm.envs.level_sources import generate_levels, varied_prompts
         level_dir = Path(a.level_dir) if a.level_dir else Path(tempfile.mkdtemp(prefix="bench_levels_"))
         reused = (level_dir / "generated_s0.json").exists()
         try:

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig  # noqa: E402
-from levels.prompts import KEYWORDS, ORDER, Prompt  # noqa: E402
+from smbwm.levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig  # noqa: E402
+from smbwm.levels.prompts import KEYWORDS, ORDER, Prompt  # noqa: E402
 
 
 def varied_prompts(n: int, seed: int) -> list[Prompt]:
@@ -42,7 +42,7 @@ def bench_speed(gen: LevelGenerator, columns: int, batch: int, runs: int) -> dic
 
 
 def bench_expert(gen: LevelGenerator, n: int, columns: int, seed: int, out: Path | None) -> dict:
-    from agents.playtest import play_level  # the A* expert in LevelEnv
+    from smbwm.agents.playtest import play_level  # the A* expert in LevelEnv
     prompts = varied_prompts(n, 1000 + seed)
     levels = []
     for i in range(0, n, 10):

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from game.config import PlayError, parse_args  # noqa: E402
-from game.run import run_headless  # noqa: E402
+from smbwm.game.config import PlayError, parse_args  # noqa: E402
+from smbwm.game.run import run_headless  # noqa: E402
 
 MODES = {"dream": [], "compare": ["--compare"], "real": ["--real"]}
 

@@ -45,7 +45,7 @@ def _init(nice: int) -> None:
 def _episode(job: tuple[str, str, int, int, str]) -> tuple[str, str, int, bool, int]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    from envs.smb_env import SuperMarioBrosGym
+    from smbwm.envs.smb_env import SuperMarioBrosGym
     name, level, seed, max_steps, weights = job
     file, over = AGENTS[name]
     cfg = OmegaConf.load(ROOT / "config" / "agent" / f"{file}.yaml")
@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agents", nargs="+", default=list(AGENTS), help="a subset of: " + "; ".join(AGENTS))
     ap.add_argument("--json", default="bench_policy.json")
     a = ap.parse_args(argv)
-    from agents.modular_mind import load_npz
-    from stages import parse_stage
+    from smbwm.agents.modular_mind import load_npz
+    from smbwm.stages import parse_stage
     try:
         for lv in a.levels:
             parse_stage(lv)

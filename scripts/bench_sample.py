@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import actions as A  # noqa: E402
-from envs.world_model_env import WorldModelEnv  # noqa: E402
+from smbwm import actions as A  # noqa: E402
+from smbwm.envs.world_model_env import WorldModelEnv  # noqa: E402
 
 
 def run_once(env: WorldModelEnv, steps: int, seed: int) -> tuple[float, dict]:

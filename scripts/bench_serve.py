@@ -106,8 +106,8 @@ def bench_web(n: int, runs: int, seconds: float, extra: list[str]) -> dict:
 
 def bench_pygame(runs: int, frames: int, threads: str | None) -> dict:
     os.environ["SDL_VIDEODRIVER"] = "dummy"
-    from game.config import parse_args
-    from game.run import run_headless
+    from smbwm.game.config import parse_args
+    from smbwm.game.run import run_headless
     rows = []
     for r in range(runs):
         with tempfile.TemporaryDirectory() as out:

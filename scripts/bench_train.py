@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from models.denoiser import Denoiser, DenoiserConfig  # noqa: E402
-from utils.device import cpu_has_bf16, pick_device  # noqa: E402
+from smbwm.models.denoiser import Denoiser, DenoiserConfig  # noqa: E402
+from smbwm.utils.device import cpu_has_bf16, pick_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,9 +20,9 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 
-import envs  # noqa: E402,F401 - registers the emulator ids
-from agents.vlm import VLMAgent  # noqa: E402
-from agents.vlm_prompt import PromptConfig, build_messages, png_data_url  # noqa: E402
+import smbwm.envs  # noqa: E402,F401 - registers the emulator ids
+from smbwm.agents.vlm import VLMAgent  # noqa: E402
+from smbwm.agents.vlm_prompt import PromptConfig, build_messages, png_data_url  # noqa: E402
 from chat_server import ChatServer, ChatServerConfig  # noqa: E402
 
 SETTINGS = [  # (history, upscale, hold)

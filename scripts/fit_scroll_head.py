@@ -25,14 +25,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import actions as A  # noqa: E402
-from data.segments import SegmentSampler, load_lowres_episodes  # noqa: E402
-from data.split import load_split  # noqa: E402
-from models.denoiser import DenoiserConfig  # noqa: E402
-from models.upsampler import UpsamplerConfig  # noqa: E402
-from models.world_model import FILES, WorldModel, to_model  # noqa: E402
-from utils.checkpoint import CheckpointError, load_json, load_tensors  # noqa: E402
-from utils.device import autocast, autocast_dtype  # noqa: E402
+from smbwm import actions as A  # noqa: E402
+from smbwm.data.segments import SegmentSampler, load_lowres_episodes  # noqa: E402
+from smbwm.data.split import load_split  # noqa: E402
+from smbwm.models.denoiser import DenoiserConfig  # noqa: E402
+from smbwm.models.upsampler import UpsamplerConfig  # noqa: E402
+from smbwm.models.world_model import FILES, WorldModel, to_model  # noqa: E402
+from smbwm.utils.checkpoint import CheckpointError, load_json, load_tensors  # noqa: E402
+from smbwm.utils.device import autocast, autocast_dtype  # noqa: E402
 
 
 def load_keeping_body(folder: Path) -> tuple[WorldModel, dict, bool]:

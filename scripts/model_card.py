@@ -87,7 +87,7 @@ def main() -> None:
     params = {}
     try:
         sys.path.insert(0, str(ROOT / "src"))
-        from models.world_model import WorldModel
+        from smbwm.models.world_model import WorldModel
         m, _ = WorldModel.load(ck)
         params = {k: sum(p.numel() for p in getattr(m, k).parameters()) / 1e6 for k in ("denoiser", "upsampler")}
     except Exception:  # noqa: BLE001 - the card is still useful without parameter counts

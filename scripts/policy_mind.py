@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from agents.modular_mind import DEFAULT_WEIGHTS, TIERS, ModularMindAgent  # noqa: E402
-from policy.picture import PictureConfig, gif_frames, panel  # noqa: E402
+from smbwm.agents.modular_mind import DEFAULT_WEIGHTS, TIERS, ModularMindAgent  # noqa: E402
+from smbwm.policy.picture import PictureConfig, gif_frames, panel  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--px-per-step", type=int, default=3)
     a = ap.parse_args(argv)
     try:
-        from envs.smb_env import SuperMarioBrosGym
-        from stages import parse_stage
+        from smbwm.envs.smb_env import SuperMarioBrosGym
+        from smbwm.stages import parse_stage
         parse_stage(a.level)
         agent = ModularMindAgent(weights=a.weights, tier=a.tier, explore=a.explore, record=True, seed=a.seed)
     except (ValueError, FileNotFoundError) as e:

@@ -21,13 +21,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-import actions as A
-from collection.collector import EpisodeJob, WorkerResult, collect_worker
-from utils.config_errors import config_error
+from smbwm import actions as A
+from smbwm.collection.collector import EpisodeJob, WorkerResult, collect_worker
+from smbwm.utils.config_errors import config_error
 
 
 def _levels(cfg: DictConfig) -> list[str]:
-    from stages import expand_stages
+    from smbwm.stages import expand_stages
     spec = cfg.level
     if OmegaConf.is_list(spec):
         spec = list(spec)
@@ -36,7 +36,7 @@ def _levels(cfg: DictConfig) -> list[str]:
             return []                         # level=[]: an error, not random stages
         return expand_stages(spec) or ["random"]
     if cfg.env.name == "levels":  # MarioGPT levels: files, generated from prompts, or corpus windows
-        from envs.level_sources import collect_levels
+        from smbwm.envs.level_sources import collect_levels
         return collect_levels(cfg)
     return [str(x) for x in (spec if isinstance(spec, list) else [spec])]
 
@@ -44,7 +44,7 @@ def _levels(cfg: DictConfig) -> list[str]:
 def _env_factory(env_cfg: dict[str, Any], max_steps: int):
     def make(level: str):
         from hydra.utils import instantiate
-        import envs  # noqa: F401 - registers ids
+        import smbwm.envs  # noqa: F401 - registers ids
         kw = {k: v for k, v in env_cfg.items() if k not in ("name", "generate")}  # generate: collect-side only
         if env_cfg["name"] == "nes":
             kw.update(level=None, random_stages=True) if level == "random" else kw.update(level=level)
@@ -190,7 +190,7 @@ def _check(c: dict) -> None:
     integer("max_steps", 1)
     integer("workers", 1)
     integer("seed", 0)
-    from data.episode import COMPRESSIONS
+    from smbwm.data.episode import COMPRESSIONS
     if c["compression"] not in COMPRESSIONS:
         config_error(f"compression must be one of {', '.join(COMPRESSIONS)}, got {c['compression']!r}")
 
@@ -199,7 +199,7 @@ def _check_dream_levels(c: dict, levels: list[str]) -> None:
     """env=dream: the level tag of an episode is the level of the spawn it starts from, so a level
     without spawns cannot be collected (it would be tagged with a level it does not show)."""
     import json as _json
-    from data.spawn import list_spawns
+    from smbwm.data.spawn import list_spawns
     root = Path(c["env"].get("spawn_dir") or Path(__file__).resolve().parents[1] / "spawn")
     have = set()
     for p in list_spawns(root):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-# tool -> (module in datatools/, one line for the overview)
+# tool -> (module in smbwm/datatools/, one line for the overview)
 TOOLS = {
     "split": ("split", "train/test split of a directory of episodes, written to DATA_DIR/split.json"),
     "cache": ("cache", "build the 60x64 low-res cache (and camera scrolls) of every episode"),
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if tool not in TOOLS:
         print(f"error: unknown tool {tool!r}; choose one of {', '.join(TOOLS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"datatools.{TOOLS[tool][0]}")
+    module = importlib.import_module(f"smbwm.datatools.{TOOLS[tool][0]}")
     return module.main(rest)
 
 

@@ -21,15 +21,15 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.config_errors import ConfigError, config_error  # noqa: E402
+from smbwm.utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
 def register_defaults() -> None:
     """The defaults of `eval` and `playability` are their dataclasses' fields, written once there
     (config/evaluate.yaml holds only what differs). Needed before composing config/evaluate.yaml."""
-    from evaluation.fidelity import EvalConfig
-    from evaluation.playability import PlayabilityConfig
-    from utils.config_defaults import register_dataclass_defaults
+    from smbwm.evaluation.fidelity import EvalConfig
+    from smbwm.evaluation.playability import PlayabilityConfig
+    from smbwm.utils.config_defaults import register_dataclass_defaults
     register_dataclass_defaults([("eval", "dataclass", EvalConfig), ("playability", "dataclass", PlayabilityConfig)])
 
 
@@ -37,8 +37,8 @@ register_defaults()
 
 
 def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
-    from data.episode import EpisodeError, check_episodes, list_episodes
-    from data.split import SplitError, episodes_for, has_split
+    from smbwm.data.episode import EpisodeError, check_episodes, list_episodes
+    from smbwm.data.split import SplitError, episodes_for, has_split
     sets = {}
     try:
         d = Path(cfg.data.dir)
@@ -86,7 +86,7 @@ def check_playability(p) -> None:
 
 def check_horizons(ecfg, context: int, sets: dict[str, list[Path]]) -> None:
     """A horizon no episode is long enough for would silently drop the rollout section."""
-    from data.episode import episode_length
+    from smbwm.data.episode import episode_length
     need = context + max(ecfg.horizons)
     longest = max(episode_length(p) + 1 for paths in sets.values() for p in paths)
     if ecfg.rollouts and longest < need:
@@ -131,14 +131,14 @@ def minute_gif(minute: dict, path: Path, every: int = 2) -> Path:
 
 
 def run(cfg: DictConfig) -> dict:
-    from data.spawn import list_spawns
-    from models.world_model import resolve_checkpoint
-    from utils.paths import SPAWNS
-    from evaluation.fidelity import Rollout, evaluate_split, measure_speed, pick_segments
-    from evaluation.long_play import spawn_playability, window_playability
-    from models.world_model import WorldModel
-    from utils.checkpoint import CheckpointError
-    from utils.device import autocast_dtype, pick_device, prepare_module
+    from smbwm.data.spawn import list_spawns
+    from smbwm.models.world_model import resolve_checkpoint
+    from smbwm.utils.paths import SPAWNS
+    from smbwm.evaluation.fidelity import Rollout, evaluate_split, measure_speed, pick_segments
+    from smbwm.evaluation.long_play import spawn_playability, window_playability
+    from smbwm.models.world_model import WorldModel
+    from smbwm.utils.checkpoint import CheckpointError
+    from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
     try:
         ecfg = instantiate(cfg.eval, _convert_="all")
         pcfg = instantiate(cfg.playability, _convert_="all")
@@ -213,7 +213,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 @hydra.main(config_path="../config", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from data.episode import EpisodeError
+    from smbwm.data.episode import EpisodeError
     try:
         run(cfg)
     except ConfigError:

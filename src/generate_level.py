@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.config_errors import config_error  # noqa: E402
+from smbwm.utils.config_errors import config_error  # noqa: E402
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     a = _args(argv)
-    from levels.prompts import PromptError, parse_prompt  # light: bad input fails before torch loads
+    from smbwm.levels.prompts import PromptError, parse_prompt  # light: bad input fails before torch loads
     if a.columns < 1 or a.columns > 10_000:
         config_error(f"--columns must be between 1 and 10000, got {a.columns}")
     if a.temperature is not None and not (math.isfinite(a.temperature) and a.temperature > 0):
@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> Path:
     except PromptError as e:
         config_error(str(e))
     t0 = time.time()
-    from levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
-    from levels.generator import GeneratorError
-    from levels.render import save_level_png
+    from smbwm.levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
+    from smbwm.levels.generator import GeneratorError
+    from smbwm.levels.render import save_level_png
     if a.pretrained:
-        from levels.pretrained import PretrainedError, PretrainedMarioGPT
+        from smbwm.levels.pretrained import PretrainedError, PretrainedMarioGPT
         try:
             gen = PretrainedMarioGPT.load(a.pretrained, a.prompt_encoder)
         except PretrainedError as e:

@@ -21,16 +21,16 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.config_errors import ConfigError, config_error  # noqa: E402
+from smbwm.utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
 def register_defaults() -> None:
     """The defaults of `training` and `data` are their dataclasses' fields, written once there
     (config/trainer.yaml and experiment files hold only what differs). Needed before composing
     config/trainer.yaml."""
-    from data.segments import DataConfig
-    from training.trainer import TrainerConfig
-    from utils.config_defaults import register_dataclass_defaults
+    from smbwm.data.segments import DataConfig
+    from smbwm.training.trainer import TrainerConfig
+    from smbwm.utils.config_defaults import register_dataclass_defaults
     register_dataclass_defaults([("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)])
 
 
@@ -67,7 +67,7 @@ def check(training, data, den, up, sampler) -> None:
             config_error(f"{name} must be in [0, 1], got {v}")
     if training.self_context_steps < 0:
         config_error(f"training.self_context_steps must be >= 0, got {training.self_context_steps}")
-    from models.motion import REVEAL_FILLS
+    from smbwm.models.motion import REVEAL_FILLS
     if den.reveal_fill not in REVEAL_FILLS:
         config_error(f"model.denoiser.reveal_fill must be one of {', '.join(REVEAL_FILLS)}, got {den.reveal_fill!r}")
     if data.weighting not in ("uniform", "episode"):
@@ -106,7 +106,7 @@ def check_training(t) -> None:
         config_error(f"training.cooldown_from must be null or a step >= 0, got {t.cooldown_from!r}")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
         config_error(f"training.precision must be auto, bf16, fp16 or fp32, got {t.precision!r}")
-    from utils.device import pick_device
+    from smbwm.utils.device import pick_device
     try:
         pick_device(t.device)
     except (ValueError, RuntimeError) as e:
@@ -130,8 +130,8 @@ def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def train_paths(data) -> list[Path]:
-    from data.episode import EpisodeError
-    from data.split import SplitError, episodes_for
+    from smbwm.data.episode import EpisodeError
+    from smbwm.data.split import SplitError, episodes_for
     if not data.dir:
         config_error("data.dir is not set: python src/main.py data.dir=<episodes dir> (collect data first: docs/data.md)")
     try:
@@ -151,9 +151,9 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
     check_training(training)
     check_run_dir(cfg, run_dir)
     paths = train_paths(data)
-    from data.episode import EpisodeError
-    from training.trainer import Trainer
-    from utils.checkpoint import CheckpointError
+    from smbwm.data.episode import EpisodeError
+    from smbwm.training.trainer import Trainer
+    from smbwm.utils.checkpoint import CheckpointError
     full = OmegaConf.to_container(cfg, resolve=True)
     try:
         trainer = Trainer(training, data, den, up, sampler, run_dir, paths, OmegaConf.to_container(cfg.wandb), full,
@@ -174,7 +174,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Path | None:
 def export(folder: Path, out: Path) -> None:
     """Copy a checkpoint's EMA weights as fp16 (what ships in checkpoints/)."""
     import torch
-    from models.world_model import WorldModel
+    from smbwm.models.world_model import WorldModel
     model, meta = WorldModel.load(folder)
     meta.pop("format", None), meta.pop("version", None), meta.pop("denoiser"), meta.pop("upsampler")
     model.save(out, meta, dtype=torch.float16)

@@ -16,7 +16,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.config_errors import config_error  # noqa: E402
+from smbwm.utils.config_errors import config_error  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k, v in (("SDL_VIDEODRIVER", "dummy"), ("SDL_AUDIODRIVER", "dummy"), ("PYGAME_HIDE_SUPPORT_PROMPT", "1"),
                  ("TQDM_DISABLE", "1")):
         os.environ.setdefault(k, v)
-    from serving.mcp_tools import build_server
+    from smbwm.serving.mcp_tools import build_server
     server = build_server()
     if a.http is None:
         server.run("stdio")

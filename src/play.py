@@ -24,15 +24,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     signal.signal(signal.SIGTERM, _interrupt)     # kill = Ctrl-C: the episode being recorded is kept
 
-    from data.episode import EpisodeError
-    from data.spawn import SpawnError
-    from game.config import PlayError, parse_args
-    from game.factory import one_line
-    from utils.config_errors import ConfigError, config_error
+    from smbwm.data.episode import EpisodeError
+    from smbwm.data.spawn import SpawnError
+    from smbwm.game.config import PlayError, parse_args
+    from smbwm.game.factory import one_line
+    from smbwm.utils.config_errors import ConfigError, config_error
 
     try:
         cfg = parse_args(args)
-        from game.run import run_headless, run_window
+        from smbwm.game.run import run_headless, run_window
         (run_headless if cfg.headless else run_window)(cfg)
     except (PlayError, SpawnError, EpisodeError) as e:
         try:

@@ -16,11 +16,11 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.config_errors import config_error  # noqa: E402
+from smbwm.utils.config_errors import config_error  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    from serving.web_app import ServeConfig
+    from smbwm.serving.web_app import ServeConfig
     d = ServeConfig()
     p = argparse.ArgumentParser(prog="python src/serve.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")        # the player's modules never open a window here
     cfg = parse_args(argv)
     import uvicorn
-    from serving.web_app import WebApp
+    from smbwm.serving.web_app import WebApp
     app = WebApp(cfg).build()
     print(f"serving on http://{cfg.host}:{cfg.port}  (Ctrl-C stops)", flush=True)
     try:

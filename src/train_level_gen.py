@@ -15,12 +15,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from utils.config_errors import config_error
+from smbwm.utils.config_errors import config_error
 
 
 def _config(cfg: DictConfig):
-    from levels.generator import GeneratorConfig
-    from levels.train import TrainConfig
+    from smbwm.levels.generator import GeneratorConfig
+    from smbwm.levels.train import TrainConfig
     d = OmegaConf.to_container(cfg, resolve=True)
     d.pop("wandb", None)
     known = {f.name for f in fields(TrainConfig)}
@@ -38,7 +38,7 @@ def _check_resume(tcfg) -> None:
     that differs from it would be ignored silently, so it stops here instead."""
     import json
     from hydra.core.hydra_config import HydraConfig
-    from levels.generator import META_FILE
+    from smbwm.levels.generator import META_FILE
     meta = Path(tcfg.out_dir) / META_FILE
     if not tcfg.resume or not meta.exists():
         return
@@ -56,9 +56,9 @@ def _check_resume(tcfg) -> None:
 
 @hydra.main(config_path="../config", config_name="level_gen", version_base=None)
 def main(cfg: DictConfig) -> None:
-    from levels.corpus import CorpusError
-    from levels.generator import GeneratorError
-    from levels.train import train
+    from smbwm.levels.corpus import CorpusError
+    from smbwm.levels.generator import GeneratorError
+    from smbwm.levels.train import train
     tcfg = _config(cfg)
     if tcfg.model.n_embd % tcfg.model.n_head:
         config_error(f"model.n_embd={tcfg.model.n_embd} must be divisible by model.n_head={tcfg.model.n_head}")

@@ -25,14 +25,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from agents.modular_mind import default_spec, init_params, load_npz, n_params, save_npz
-from policy.model import ModularMind
-from policy.reinforce import EliteBuffer, LossConfig, behaviour_clone, degenerate, imitation_step, reinforce_step, \
+from smbwm.agents.modular_mind import default_spec, init_params, load_npz, n_params, save_npz
+from smbwm.policy.model import ModularMind
+from smbwm.policy.reinforce import EliteBuffer, LossConfig, behaviour_clone, degenerate, imitation_step, reinforce_step, \
     trimmed
-from policy.rollout import RewardConfig, play_batch, play_demos, worker_init
-from policy.state import LEGACY_FILE, STATE_FILE, load_state, save_state as write_state
-from utils.checkpoint import CheckpointError
-from utils.config_errors import config_error
+from smbwm.policy.rollout import RewardConfig, play_batch, play_demos, worker_init
+from smbwm.policy.state import LEGACY_FILE, STATE_FILE, load_state, save_state as write_state
+from smbwm.utils.checkpoint import CheckpointError
+from smbwm.utils.config_errors import config_error
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _play(pool, fn, params, spec, jobs, rc: RewardConfig, explore: float):
 
 
 def _check(cfg: DictConfig) -> tuple[list[str], Schedule, RewardConfig, LossConfig]:
-    from stages import expand_stages
+    from smbwm.stages import expand_stages
     try:
         levels = expand_stages(list(cfg.levels) if OmegaConf.is_list(cfg.levels) else str(cfg.levels))
     except ValueError as e:

@@ -52,7 +52,7 @@ def tiny_run(real_episodes, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_run) -> Path:
     """The checkpoint folder (denoiser/upsampler safetensors + model.json) of the tiny run."""
-    from models.world_model import resolve_checkpoint
+    from smbwm.models.world_model import resolve_checkpoint
     return resolve_checkpoint(tiny_run)
 
 

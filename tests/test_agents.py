@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-import actions as A
-import envs  # noqa: F401 - registers the smbwm/ ids
-from agents.random_agent import BalancedAgent, RandomAgent
-from agents.scripted import ScriptedAgent
+from smbwm import actions as A
+import smbwm.envs  # noqa: F401 - registers the smbwm/ ids
+from smbwm.agents.random_agent import BalancedAgent, RandomAgent
+from smbwm.agents.scripted import ScriptedAgent
 from conftest import compose
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.base import AgentStopped
-from agents.random_agent import RandomAgent
+from smbwm.agents.base import AgentStopped
+from smbwm.agents.random_agent import RandomAgent
 from conftest import ROOT, run_collect
-from collection.collector import EpisodeJob, collect_worker
-from data.episode import list_episodes, read_episode
+from smbwm.collection.collector import EpisodeJob, collect_worker
+from smbwm.data.episode import list_episodes, read_episode
 
 
 def test_collect_with_documented_overrides_round_trips_and_resumes(tmp_path):
@@ -70,7 +70,7 @@ class _StopsAfter(RandomAgent):
 
 
 def test_agent_stopped_saves_the_episode_so_far_and_stops(tmp_path):
-    from envs.smb_env import SuperMarioBrosGym
+    from smbwm.envs.smb_env import SuperMarioBrosGym
     jobs = [EpisodeJob(index=i, level="1-1", seed=i) for i in range(3)]
     res = collect_worker(lambda lv: SuperMarioBrosGym(lv), lambda: _StopsAfter(12, seed=0), jobs, tmp_path,
                          "nes/test", max_steps=100, attrs={})

@@ -10,14 +10,14 @@ import h5py
 import numpy as np
 import pytest
 
-import actions as A
+from smbwm import actions as A
 import dataset
-import envs  # noqa: F401 - registers the smbwm/ ids
-from data.episode import list_episodes, read_episode
-from data.lowres import cache_path, downsample, load_lowres
-from data.spawn import list_spawns, load_spawn
-from data.spawn_tools import replay_to_spawn
-from data.split import SplitConfig, SplitError, episodes_for, load_split, make_split, write_split
+import smbwm.envs  # noqa: F401 - registers the smbwm/ ids
+from smbwm.data.episode import list_episodes, read_episode
+from smbwm.data.lowres import cache_path, downsample, load_lowres
+from smbwm.data.spawn import list_spawns, load_spawn
+from smbwm.data.spawn_tools import replay_to_spawn
+from smbwm.data.split import SplitConfig, SplitError, episodes_for, load_split, make_split, write_split
 
 _DIAMOND_BITS = (A.BUTTON_BITS["A"], A.BUTTON_BITS["left"], A.BUTTON_BITS["right"])  # their [jump, left, right]
 

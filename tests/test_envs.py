@@ -5,11 +5,11 @@ import gymnasium
 import numpy as np
 import pytest
 
-import actions as A
-import envs  # noqa: F401 - registers the smbwm/ ids
-from envs.emulator_env import EmulatorError
-from envs.smb_env import SuperMarioBrosGym
-from stages import ALL_STAGES, expand_stages, parse_stage
+from smbwm import actions as A
+import smbwm.envs  # noqa: F401 - registers the smbwm/ ids
+from smbwm.envs.emulator_env import EmulatorError
+from smbwm.envs.smb_env import SuperMarioBrosGym
+from smbwm.stages import ALL_STAGES, expand_stages, parse_stage
 
 INFO_KEYS = {"x_pos", "y_pos", "world", "stage", "life", "coins", "time", "status", "flag_get"}
 

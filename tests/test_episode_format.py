@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from data.episode import Episode, EpisodeError, EpisodeWriter, list_episodes, read_episode, write_episode
+from smbwm.data.episode import Episode, EpisodeError, EpisodeWriter, list_episodes, read_episode, write_episode
 
 
 def test_real_collection_round_trips(real_episodes):

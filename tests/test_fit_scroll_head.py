@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, tmp_path, capsys):
     import fit_scroll_head
-    from models.world_model import WorldModel
+    from smbwm.models.world_model import WorldModel
     from dataset import main as dataset_main
 
     data = tmp_path / "data"

@@ -1,4 +1,4 @@
-"""Imports point one way: entry points -> game/collection/policy -> agents -> envs -> models/data/levels
+"""Imports point one way: entry points -> smbwm.game/collection/policy -> agents -> envs -> models/data/levels
 -> utilities. Read from the source (every import, including those inside functions)."""
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+PACKAGE = "smbwm"
 
 # Lower layers never import higher ones; within a layer, imports must not form a cycle.
-# Top-level modules of src/ not listed here are entry points: anything may sit below them, nothing imports them.
+# The files at the top of src/ are entry points: anything may sit below them, nothing imports them.
 LAYERS = {
     "utils": 0, "actions": 0, "stages": 0,
     "data": 1, "models": 1, "levels": 1,
@@ -20,22 +22,39 @@ LAYERS = {
 }
 
 
-def unit(path: Path, src: Path = SRC) -> str:
-    return path.relative_to(src).parts[0].removesuffix(".py")
+def unit(path: Path, pkg: Path) -> str:
+    return path.relative_to(pkg).parts[0].removesuffix(".py")
+
+
+def imported_names(node: ast.AST) -> list[str]:
+    """Dotted names an import statement brings in; `from smbwm import actions` counts as smbwm.actions."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if node.module == PACKAGE:
+            return [f"{PACKAGE}.{a.name}" for a in node.names]
+        return [node.module]
+    return []
 
 
 def imports_between_units(src: Path = SRC) -> dict[str, set[str]]:
-    units = {p.name.removesuffix(".py") for p in src.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    """unit of the package -> units it imports; an entry point (a top-level module of src/) counts as a unit
+    named after its file, so a library module that imports one shows up."""
+    pkg = src / PACKAGE
+    units = {p.name.removesuffix(".py") for p in pkg.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    entry_points = {p.stem for p in src.glob("*.py")}
     edges: dict[str, set[str]] = defaultdict(set)
-    for f in src.rglob("*.py"):
-        here = unit(f, src)
+    for f in pkg.rglob("*.py"):
+        if f.parent == pkg and f.name == "__init__.py":
+            continue
+        here = unit(f, pkg)
         for node in ast.walk(ast.parse(f.read_text(), str(f))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
-            for name in names:
-                top = name.split(".")[0]
-                if top in units and top != here:
-                    edges[here].add(top)
+            for name in imported_names(node):
+                parts = name.split(".")
+                if parts[0] == PACKAGE and len(parts) > 1 and parts[1] in units and parts[1] != here:
+                    edges[here].add(parts[1])
+                elif parts[0] in entry_points:
+                    edges[here].add(parts[0])
     return edges
 
 
@@ -76,12 +95,22 @@ def test_no_import_cycles_between_packages():
     assert cycles_in(imports_between_units()) == []
 
 
-def test_the_checker_sees_upward_imports_and_cycles(tmp_path):
-    (tmp_path / "low").mkdir()
-    (tmp_path / "low" / "__init__.py").write_text("")
-    (tmp_path / "low" / "a.py").write_text("def f():\n    from high import b\n")   # a lazy import counts too
-    (tmp_path / "high").mkdir()
-    (tmp_path / "high" / "__init__.py").write_text("import low.a\n")
+def test_the_checker_sees_upward_imports_cycles_and_entry_points(tmp_path):
+    pkg = tmp_path / PACKAGE
+    for d in (pkg, pkg / "low", pkg / "high"):
+        d.mkdir()
+        (d / "__init__.py").write_text("")
+    (pkg / "low" / "a.py").write_text("def f():\n    from smbwm.high import b\n")   # a lazy import counts too
+    (pkg / "high" / "__init__.py").write_text("from smbwm import low\n")
+    (pkg / "tool.py").write_text("import main\n")
+    (tmp_path / "main.py").write_text("")
     edges = imports_between_units(tmp_path)
-    assert edges == {"low": {"high"}, "high": {"low"}}
+    assert edges == {"low": {"high"}, "high": {"low"}, "tool": {"main"}}
     assert cycles_in(edges) == [["high", "low", "high"]]
+
+
+def test_library_imports_are_absolute():
+    relative = [f"{f.relative_to(ROOT)}:{node.lineno}" for f in (SRC / PACKAGE).rglob("*.py")
+                for node in ast.walk(ast.parse(f.read_text(), str(f)))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert relative == []

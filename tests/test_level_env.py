@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import run_collect
 
-from envs.level_env import LevelEnv, spawn_from_level
-from envs.level_render import NES_PALETTE, SKY
-from utils.config_errors import ConfigError
+from smbwm.envs.level_env import LevelEnv, spawn_from_level
+from smbwm.envs.level_render import NES_PALETTE, SKY
+from smbwm.utils.config_errors import ConfigError
 
 RIGHT, RUN, JUMP = 0x80, 0x82, 0x01
 
@@ -34,7 +34,7 @@ def run(env: LevelEnv, action: int, steps: int):
 
 def test_frame_matches_the_real_emulator_and_scrolls():
     import gymnasium
-    import envs  # noqa: F401 - registers the smbwm ids
+    import smbwm.envs  # noqa: F401 - registers the smbwm ids
     real_env = gymnasium.make("smbwm/SuperMarioBros-1-1-v0")
     real, _ = real_env.reset(seed=0)
     real_env.close()
@@ -111,7 +111,7 @@ def test_question_blocks_give_coins_and_clone_restore_is_exact():
 
 
 def test_expert_finishes_a_simple_level():
-    from agents.expert import ExpertAgent
+    from smbwm.agents.expert import ExpertAgent
     text = level("8,18,?", "11,11,<>", "12,11,[]", "12,21,E", ground="X" * 22 + "---" + "X" * 15)
     env = LevelEnv(level_text=text)
     agent = ExpertAgent(seed=0)
@@ -128,13 +128,13 @@ def test_expert_finishes_a_simple_level():
 
 def test_expert_refuses_other_envs():
     import gymnasium
-    from agents.expert import ExpertAgent
+    from smbwm.agents.expert import ExpertAgent
     with pytest.raises(ConfigError, match="env=levels"):
         ExpertAgent().bind(gymnasium.make("CartPole-v1"))
 
 
 def test_collector_writes_episodes_with_level_text(tmp_path):
-    from data.episode import list_episodes, read_episode
+    from smbwm.data.episode import list_episodes, read_episode
     path = tmp_path / "simple.txt"
     path.write_text(level("11,11,<>", "12,11,[]") + "\n")
     out = tmp_path / "episodes"
@@ -166,7 +166,7 @@ def test_gymnasium_env_checker_passes():
 
 
 def test_spawn_from_level(tmp_path):
-    from data.spawn import load_spawn
+    from smbwm.data.spawn import load_spawn
     text = level("11,11,<>", "12,11,[]")
     spawn = load_spawn(spawn_from_level(text, tmp_path / "spawn"))
     assert spawn.full_res.shape == (4, 240, 256, 3) and spawn.meta["level_text"] == LevelEnv(level_text=text).level_text
@@ -174,8 +174,8 @@ def test_spawn_from_level(tmp_path):
 
 
 def test_varied_prompts_are_valid_and_level_files_resolve(tmp_path):
-    from envs.level_sources import level_files, varied_prompts
-    from levels.prompts import parse_prompt
+    from smbwm.envs.level_sources import level_files, varied_prompts
+    from smbwm.levels.prompts import parse_prompt
     prompts = varied_prompts(30, seed=0)
     assert len(set(prompts)) > 10 and all(str(parse_prompt(p)) == p for p in prompts)
     (tmp_path / "a.txt").write_text(level())
@@ -187,7 +187,7 @@ def test_varied_prompts_are_valid_and_level_files_resolve(tmp_path):
 
 def test_registered_with_gymnasium():
     import gymnasium
-    import envs  # noqa: F401 - registers the smbwm/ ids
+    import smbwm.envs  # noqa: F401 - registers the smbwm/ ids
     env = gymnasium.make("smbwm/MarioGPTLevels-v0")
     obs, info = env.reset(seed=0)
     assert obs.shape == (240, 256, 3) and "x_pos" in info

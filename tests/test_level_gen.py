@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
-from levels.generator import (N_PREFIX, TILE_TOKENS, GeneratorConfig, build_model, decode_tiles, encode,
+from smbwm.levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
+from smbwm.levels.generator import (N_PREFIX, TILE_TOKENS, GeneratorConfig, build_model, decode_tiles, encode,
                               load_checkpoint, GeneratorError)
-from levels.level import HEIGHT, TILES, load_level, parse_level
-from levels.prompts import prompt_of
-from levels.sampling import sample_tokens
-from levels.train import TrainConfig, train
+from smbwm.levels.level import HEIGHT, TILES, load_level, parse_level
+from smbwm.levels.prompts import prompt_of
+from smbwm.levels.sampling import sample_tokens
+from smbwm.levels.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = GeneratorConfig(n_embd=32, n_layer=1, n_head=2, context_columns=6, dropout=0.0)
@@ -133,7 +133,7 @@ def test_cli_bad_input_is_one_line(args, fragment, tmp_path):
 def _save_tiny_mariogpt(root: Path) -> tuple[Path, Path]:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import BartConfig, BartModel, BartTokenizerFast, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-    from levels.corpus import corpus_level
+    from smbwm.levels.corpus import corpus_level
 
     def bpe(texts, specials):
         t = Tokenizer(models.BPE())
@@ -165,7 +165,7 @@ def _save_tiny_mariogpt(root: Path) -> tuple[Path, Path]:
 
 
 def test_pretrained_loader_on_a_tiny_model_in_the_same_layout(tmp_path):
-    from levels.pretrained import PretrainedMarioGPT
+    from smbwm.levels.pretrained import PretrainedMarioGPT
     lm_dir, enc_dir = _save_tiny_mariogpt(tmp_path)
     assert {"config.json", "vocab.json", "merges.txt", "tokenizer.json"} <= {p.name for p in lm_dir.iterdir()}
     gen = PretrainedMarioGPT.load(str(lm_dir), str(enc_dir))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from levels.corpus import corpus_level, corpus_windows, tiles_dir
-from levels.level import HEIGHT, TILES, Level, LevelError, load_level, parse_level
-from levels.prompts import Prompt, PromptError, counts, parse_prompt, prompt_of
-from levels.render import level_image
+from smbwm.levels.corpus import corpus_level, corpus_windows, tiles_dir
+from smbwm.levels.level import HEIGHT, TILES, Level, LevelError, load_level, parse_level
+from smbwm.levels.prompts import Prompt, PromptError, counts, parse_prompt, prompt_of
+from smbwm.levels.render import level_image
 
 
 def rows_with(width: int, place: dict[tuple[int, int], str] | None = None, ground: int = 2) -> list[str]:

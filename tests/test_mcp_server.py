@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from PIL import Image
 
-from serving.mcp_tools import build_server
+from smbwm.serving.mcp_tools import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = {"generate_level", "level_suggestions", "list_spawns", "dream", "play_level", "model_card"}

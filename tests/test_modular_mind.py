@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import actions as A
-from agents.modular_mind import (DEFAULT_WEIGHTS, ModularMindAgent, default_spec, forward, init_params, input_size,
+from smbwm import actions as A
+from smbwm.agents.modular_mind import (DEFAULT_WEIGHTS, ModularMindAgent, default_spec, forward, init_params, input_size,
                                  load_npz, n_params, save_npz)
 from conftest import ROOT, compose, run_collect
-from envs.smb_env import SuperMarioBrosGym
-from agents.mind_features import GROUPS, N_STATE_FEATURES, features_from_ram, features_from_state, state_from_level
-from policy.model import ModularMind
-from policy.reinforce import LossConfig, degenerate, reinforce_step
-from policy.rollout import RewardConfig, Trajectory, play
+from smbwm.envs.smb_env import SuperMarioBrosGym
+from smbwm.agents.mind_features import GROUPS, N_STATE_FEATURES, features_from_ram, features_from_state, state_from_level
+from smbwm.policy.model import ModularMind
+from smbwm.policy.reinforce import LossConfig, degenerate, reinforce_step
+from smbwm.policy.rollout import RewardConfig, Trajectory, play
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_features_from_real_ram(env_1_1):
 def test_level_env_adapter_gives_the_emulators_features(env_1_1):
     """Standing at the start of flat ground, the MarioGPT simulator and the emulator's 1-1 look the
     same to the policy; a pit ahead shows in the gap features; the agent plays the simulator."""
-    level_env = pytest.importorskip("envs.level_env")
+    level_env = pytest.importorskip("smbwm.envs.level_env")
     _, info = env_1_1.reset(seed=0)
     nes = features_from_ram(info["ram"])
     flat = "\n".join(["-" * 40] * 13 + ["X" * 40])
@@ -199,7 +199,7 @@ def test_explore_one_is_uniform_over_legal_actions(env_1_1):
 
 
 def test_collect_with_modular_mind_writes_valid_episodes(tmp_path):
-    from data.episode import list_episodes, read_episode
+    from smbwm.data.episode import list_episodes, read_episode
     report = run_collect(["agent=modular_mind", "agent.tier=erratic", "episodes=2", "max_steps=60",
                           "level=[1-1,1-2]", f"out_dir={tmp_path}", "seed=4"])
     files = list_episodes(tmp_path)
@@ -223,7 +223,7 @@ def test_standing_still_is_degenerate(env_1_1):
 
 
 def test_elite_buffer_keeps_the_newest_of_equal_runs_and_weights_levels():
-    from policy.reinforce import EliteBuffer
+    from smbwm.policy.reinforce import EliteBuffer
 
     def run(level: str, max_x: int, flag: bool, tag: float, n: int = 20, died: bool = False) -> Trajectory:
         return Trajectory(level, np.full((n, 3), tag, np.float32), np.zeros(n, np.int64), np.zeros(n, np.float32),
@@ -271,14 +271,14 @@ def test_train_policy_smoke_and_resume(tmp_path):
 
 def test_train_policy_bad_level_is_one_line_error(tmp_path, capsys):
     from train_policy import train
-    from utils.config_errors import ConfigError
+    from smbwm.utils.config_errors import ConfigError
     with pytest.raises(ConfigError):
         train(compose("policy", ["levels=[9-9]", f"run_dir={tmp_path}"]))
     assert "bad level" in capsys.readouterr().err
 
 
 def test_mind_picture(env_1_1):
-    from policy.picture import gif_frames, panel
+    from smbwm.policy.picture import gif_frames, panel
     agent = ModularMindAgent(tier="normal", record=True, seed=0)
     obs, info = env_1_1.reset(seed=0)
     agent.reset(seed=0)

@@ -15,11 +15,11 @@ from conftest import ROOT
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 
-import actions as A  # noqa: E402
-from data.episode import list_episodes, read_episode  # noqa: E402
-from data.spawn import list_spawns, load_spawn  # noqa: E402
-from game.config import PlayError, parse_args  # noqa: E402
-from game.run import read_action_file  # noqa: E402
+from smbwm import actions as A  # noqa: E402
+from smbwm.data.episode import list_episodes, read_episode  # noqa: E402
+from smbwm.data.spawn import list_spawns, load_spawn  # noqa: E402
+from smbwm.game.config import PlayError, parse_args  # noqa: E402
+from smbwm.game.run import read_action_file  # noqa: E402
 
 RIGHT, LEFT, RUN_JUMP_RIGHT = 0x80, 0x40, 0x83
 
@@ -68,7 +68,7 @@ def tiny(tiny_checkpoint) -> list[str]:
 # --- keys ----------------------------------------------------------------------------------------
 def test_keymap_buttons_combine_and_opposites_cancel():
     import pygame
-    from game.keymap import KeyMap
+    from smbwm.game.keymap import KeyMap
     pygame.init()
     km = KeyMap().resolve(pygame.key.key_code)
     held = lambda *names: (lambda code: code in {pygame.key.key_code(n) for n in names})  # noqa: E731
@@ -99,7 +99,7 @@ def test_action_file_and_flag_errors(tmp_path):
 # --- real emulator -------------------------------------------------------------------------------
 def test_real_headless_records_human_episode_matching_the_emulator(tmp_path):
     import gymnasium
-    import envs  # noqa: F401
+    import smbwm.envs  # noqa: F401
     acts = [RIGHT] * 10 + [RUN_JUMP_RIGHT] * 10 + [LEFT] * 15
     rec = tmp_path / "rec"
     assert play("--real", "--headless", "--frames", 35, "--actions", action_file(tmp_path / "a.txt", acts),
@@ -126,9 +126,9 @@ def test_real_headless_records_human_episode_matching_the_emulator(tmp_path):
 
 def test_keyboard_presses_latch_into_one_combined_step(tmp_path):
     import pygame
-    from game.player import Player
-    from game.render import Renderer
-    from game.session import Session
+    from smbwm.game.player import Player
+    from smbwm.game.render import Renderer
+    from smbwm.game.session import Session
     cfg = parse_args(["--real", "--scale", "1"])
     session = Session(cfg)
     renderer = Renderer(session.sides, 1)
@@ -185,7 +185,7 @@ def test_dream_headless_frames_and_actions_matter(tiny, spawn_dir, tmp_path):
 
 
 def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
-    from game.run import action_stream
+    from smbwm.game.run import action_stream
     rec = tmp_path / "rec"
     argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
             "--seed", 3, "--out", tmp_path / "out", "--record", rec]
@@ -210,7 +210,7 @@ def test_compare_advances_both_sides_from_the_same_state(tiny, spawn_dir, tmp_pa
     assert not np.array_equal(real[0], real[-1]) and not np.array_equal(dream[0], dream[-1])
     # The real side started from the spawn's state: its first step follows the spawn's last frame.
     import gymnasium
-    import envs  # noqa: F401
+    import smbwm.envs  # noqa: F401
     spawn = load_spawn(spawn_dir)
     env = gymnasium.make(f"smbwm/SuperMarioBros-{spawn.meta['level']}-v0")
     env.reset()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.episode import list_episodes, read_episode
-from evaluation.playability import (PlayabilityConfig, Track, find_mario, frame_playability, game_mario_position,
+from smbwm.data.episode import list_episodes, read_episode
+from smbwm.evaluation.playability import (PlayabilityConfig, Track, find_mario, frame_playability, game_mario_position,
                                     summarise, track_figures)
 
 

@@ -16,12 +16,12 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-import actions as A
-from data.episode import read_episode
-from serving.catalog import LevelStore, ServeError, check_number, spawn_by_id, spawns
-from serving.games import GameSpec, LiveGame
-from serving.level_maker import LevelMaker
-from serving.web_game import Controls, parse_start
+from smbwm import actions as A
+from smbwm.data.episode import read_episode
+from smbwm.serving.catalog import LevelStore, ServeError, check_number, spawn_by_id, spawns
+from smbwm.serving.games import GameSpec, LiveGame
+from smbwm.serving.level_maker import LevelMaker
+from smbwm.serving.web_game import Controls, parse_start
 from chat_server import ChatServer, ChatServerConfig
 from web_server import running_web_app
 
@@ -120,7 +120,7 @@ def test_agent_plays_a_generated_level_and_a_scripted_runner_plays_beside_the_dr
 
 
 def _level_start(level) -> np.ndarray:
-    from envs.level_env import LevelEnv
+    from smbwm.envs.level_env import LevelEnv
     env = LevelEnv(level_text=level.text())
     frames = [env.reset(seed=0)[0]] + [env.step(0)[0] for _ in range(3)]
     env.close()

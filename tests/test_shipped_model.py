@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-import actions as A
-from envs.world_model_env import WorldModelEnv
-from models.motion import estimate_scrolls
+from smbwm import actions as A
+from smbwm.envs.world_model_env import WorldModelEnv
+from smbwm.models.motion import estimate_scrolls
 
 CKPT, SPAWNS = ROOT / "checkpoints", ROOT / "spawn"
 RUN_RIGHT = A.to_byte(["right", "B"])
@@ -79,7 +79,7 @@ def test_model_card_curve_and_sampler_ablation_come_from_committed_reports():
 def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
     """The hands-on input of the playability report, 60 steps (4 s) from spawn 01 (1-1): the camera
     follows. (Mario shown is reported by evaluate, not asserted: the shipped model draws him blurred.)"""
-    from evaluation.playability import PlayabilityConfig, frame_playability, hands_on_actions
+    from smbwm.evaluation.playability import PlayabilityConfig, frame_playability, hands_on_actions
     obs, _ = env.reset(seed=0, options={"spawn": 0})
     frames = [obs] + [env.step(int(a))[0] for a in hands_on_actions(60, PlayabilityConfig())]
     fig = frame_playability(np.stack(frames))

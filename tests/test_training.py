@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, compose
 
 from main import run
-from utils.checkpoint import load_tensors
+from smbwm.utils.checkpoint import load_tensors
 
 
 def test_tiny_run_writes_checkpoints_samples_and_wandb(tiny_run):
@@ -86,7 +86,7 @@ def test_ddp_two_processes_on_cpu(real_episodes, tmp_path):
 
 
 def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, tiny_spawns):
-    import envs  # noqa: F401 - registers smbwm/Dream-v0
+    import smbwm.envs  # noqa: F401 - registers smbwm/Dream-v0
     from gymnasium.utils.env_checker import check_env
     kw = dict(checkpoint=str(tiny_checkpoint), spawn_dir=str(tiny_spawns), max_episode_steps=5)
     check_env(gymnasium.make("smbwm/Dream-v0", report_timings=False, **kw).unwrapped, skip_render_check=True)
@@ -105,7 +105,7 @@ def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, t
 
 @pytest.mark.slow
 def test_compiled_dream_draws_the_same_frames(tiny_checkpoint, tiny_spawns):
-    from envs.world_model_env import WorldModelEnv
+    from smbwm.envs.world_model_env import WorldModelEnv
     frames = {}
     for compiled in (False, True):
         env = WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tiny_spawns, compile=compiled)
@@ -117,7 +117,7 @@ def test_compiled_dream_draws_the_same_frames(tiny_checkpoint, tiny_spawns):
 
 
 def test_dream_env_errors_are_one_line(tmp_path, tiny_checkpoint):
-    from envs.world_model_env import CheckpointError, SpawnError, WorldModelEnv
+    from smbwm.envs.world_model_env import CheckpointError, SpawnError, WorldModelEnv
     with pytest.raises(CheckpointError, match="no world-model checkpoint"):
         WorldModelEnv(checkpoint=tmp_path)
     env = WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tmp_path)
@@ -176,7 +176,7 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
 
 def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_spawns, tmp_path):
     from conftest import run_collect
-    from data.episode import list_episodes, read_episode
+    from smbwm.data.episode import list_episodes, read_episode
     run_collect(["env=dream", f"env.checkpoint={tiny_checkpoint}", f"env.spawn_dir={tiny_spawns}", "agent=random",
                  "episodes=1", "max_steps=6", f"out_dir={tmp_path}"])
     ep = read_episode(list_episodes(tmp_path)[0])
@@ -198,8 +198,8 @@ def test_init_from_a_shipped_checkpoint_continues_its_step_count(tiny_checkpoint
 
 
 def test_lead_frames_extend_the_same_window_backwards(real_episodes):
-    from data.segments import SegmentSampler, load_lowres_episodes
-    from data.episode import list_episodes
+    from smbwm.data.segments import SegmentSampler, load_lowres_episodes
+    from smbwm.data.episode import list_episodes
     eps = load_lowres_episodes(list_episodes(real_episodes), real_episodes)
     plain, lead = SegmentSampler(eps, 4, seed=3).sample(8), SegmentSampler(eps, 4, seed=3).sample(8, lead=2)
     assert lead["obs"].shape[1] == 6 and lead["act"].shape[1] == 6 and lead["past_scroll"].shape[1] == 5
@@ -210,15 +210,15 @@ def test_lead_frames_extend_the_same_window_backwards(real_episodes):
 
 def _trainer(cfg, episodes_dir, run_dir):
     """A Trainer built the way main.py builds it, on the real fixture episodes."""
-    from data.episode import list_episodes
+    from smbwm.data.episode import list_episodes
     from main import build
-    from training.trainer import Trainer
+    from smbwm.training.trainer import Trainer
     return Trainer(build(cfg, "training"), build(cfg, "data"), build(cfg.model, "denoiser"), build(cfg.model, "upsampler"),
                    build(cfg, "sampler"), run_dir, list_episodes(episodes_dir), {"mode": "disabled"}, {})
 
 
 def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_drawings(real_episodes, tmp_path):
-    from models.world_model import to_model
+    from smbwm.models.world_model import to_model
     cfg = compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
                               "training.self_context_steps=2", "training.self_context_fraction=0.5",
                               "model.denoiser.sigma_max_fraction=0.5", "training.steps=3"])
@@ -239,7 +239,7 @@ def test_self_context_replaces_the_last_frames_of_part_of_the_batch_by_model_dra
 
 
 def test_scroll_agreement_is_split_by_rollout_step():
-    from evaluation.metrics import agreement_by_step
+    from smbwm.evaluation.metrics import agreement_by_step
     real = np.array([[2, 2, 0, 3, 3], [0, 1, 1, 1, -1]])
     dream = np.array([[2, 0, 0, 3, -1], [0, 1, 1, 0, -1]])
     by = agreement_by_step(dream, real, [(1, 2), (3, 5)])
@@ -262,11 +262,11 @@ def test_cooldown_lowers_the_learning_rate_linearly_after_a_constant_stretch(rea
 
 
 def test_real_scroll_rollouts_move_the_camera_with_the_real_game(tiny_checkpoint, real_episodes):
-    from data.episode import list_episodes
-    from models.sampler import load_sampler
-    from evaluation.fidelity import Rollout, pick_segments
-    from models.motion import estimate_scrolls
-    from models.world_model import WorldModel
+    from smbwm.data.episode import list_episodes
+    from smbwm.models.sampler import load_sampler
+    from smbwm.evaluation.fidelity import Rollout, pick_segments
+    from smbwm.models.motion import estimate_scrolls
+    from smbwm.models.world_model import WorldModel
     model, _ = WorldModel.load(tiny_checkpoint)
     segs = pick_segments(list_episodes(real_episodes), model.context + 12, 4, np.random.default_rng(0), "t")
     roll = Rollout(model, load_sampler("fast"), torch.device("cpu"), None)
@@ -284,9 +284,9 @@ def test_training_and_data_defaults_are_written_once_in_their_dataclasses():
 
     from omegaconf import OmegaConf
 
-    from data.segments import DataConfig
+    from smbwm.data.segments import DataConfig
     from main import build
-    from training.trainer import TrainerConfig
+    from smbwm.training.trainer import TrainerConfig
     cfg = compose("trainer", ["data.dir=somewhere", "training.steps=7"])
     assert build(cfg, "training") == dataclasses.replace(TrainerConfig(), steps=7)
     assert build(cfg, "data") == DataConfig(dir="somewhere")

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import actions as A
-import envs  # noqa: F401 - registers the emulator ids
-from agents.base import AgentStopped
-from agents.vlm import VLMAgent
-from agents.vlm_prompt import parse_action
+from smbwm import actions as A
+import smbwm.envs  # noqa: F401 - registers the emulator ids
+from smbwm.agents.base import AgentStopped
+from smbwm.agents.vlm import VLMAgent
+from smbwm.agents.vlm_prompt import parse_action
 from chat_server import ChatServer, ChatServerConfig
 from conftest import run_collect
-from data.episode import list_episodes, read_episode
+from smbwm.data.episode import list_episodes, read_episode
 
 S = A.SIMPLE_MOVEMENT  # NOOP, right, right+A, right+B, right+B+A, A, left
 LEGAL = "0:NOOP, 1:right, 2:right+A, 3:right+B, 4:right+B+A, 5:A, 6:left"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.motion import estimate_scroll
+from smbwm.models.motion import estimate_scroll
 from web_server import running_web_app
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.denoiser import Denoiser, DenoiserConfig
-from models.motion import apply_scroll, area_downsample, shift_lowres
-from models.sampler import SamplerConfig, karras_sigmas, sample_residual
-from models.upsampler import Upsampler, UpsamplerConfig
-from models.world_model import WorldModel, to_model, to_uint8
+from smbwm.models.denoiser import Denoiser, DenoiserConfig
+from smbwm.models.motion import apply_scroll, area_downsample, shift_lowres
+from smbwm.models.sampler import SamplerConfig, karras_sigmas, sample_residual
+from smbwm.models.upsampler import Upsampler, UpsamplerConfig
+from smbwm.models.world_model import WorldModel, to_model, to_uint8
 
 TINY = DenoiserConfig(channels=[8, 8, 16, 16], cond_dim=32, scroll_channels=8)
 
@@ -90,8 +90,8 @@ def test_loss_goes_down_on_a_fixed_batch():
 
 
 def test_scroll_shift_and_lowres_prior_agree_on_real_frames(real_episodes):
-    from data.episode import list_episodes, read_episode
-    from models.motion import estimate_scrolls
+    from smbwm.data.episode import list_episodes, read_episode
+    from smbwm.models.motion import estimate_scrolls
     ep = read_episode(list_episodes(real_episodes)[0])
     f = ep.frames[:40]
     k = torch.as_tensor(estimate_scrolls(f)).long()
@@ -142,7 +142,7 @@ def test_checkpoint_round_trip_and_fp16_export(tmp_path):
 
 
 def test_broken_checkpoints_give_one_line(tmp_path):
-    from utils.checkpoint import CheckpointError
+    from smbwm.utils.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="no world-model checkpoint"):
         WorldModel.load(tmp_path)
     wm = WorldModel(TINY, UpsamplerConfig(channels=8, blocks=1))
@@ -175,8 +175,8 @@ def test_motion_weight_emphasises_only_the_pixels_the_step_changes():
 
 
 def test_tile_fill_of_the_revealed_strip_beats_repeating_the_edge_on_real_frames(real_episodes):
-    from data.episode import list_episodes, read_episode
-    from models.motion import estimate_scrolls
+    from smbwm.data.episode import list_episodes, read_episode
+    from smbwm.models.motion import estimate_scrolls
     errs = {"edge": [], "tile": []}
     for p in list_episodes(real_episodes):
         f = read_episode(p).frames

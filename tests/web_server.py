@@ -18,7 +18,7 @@ def free_port() -> int:
 def running_web_app(level_maker=None, **cfg) -> Iterator[str]:
     """Yields the base URL (http://127.0.0.1:PORT) of a WebApp(ServeConfig(**cfg)) served by uvicorn."""
     import uvicorn
-    from serving.web_app import ServeConfig, WebApp
+    from smbwm.serving.web_app import ServeConfig, WebApp
     conf = ServeConfig(port=free_port(), **cfg)
     server = uvicorn.Server(uvicorn.Config(WebApp(conf, level_maker=level_maker).build(), host=conf.host, port=conf.port,
                                            ws_max_size=conf.max_message_bytes, log_level="warning"))

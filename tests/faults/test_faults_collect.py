@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, run_collect
 from fault_tools import children, kill_tree, one_error_line, wait_gone
 
-from data.episode import list_episodes, read_episode
+from smbwm.data.episode import list_episodes, read_episode
 
 SCRIPTED = ["agent=scripted", "agent.explore=0", "level=1-1", "seed=0"]
 

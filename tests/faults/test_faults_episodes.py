@@ -15,8 +15,8 @@ from conftest import ROOT
 from fault_tools import BAD_EPISODES, STILL_VALID, make_bad_episodes, one_error_line
 
 from dataset import main as dataset_main
-from data.episode import EpisodeError, episode_length, list_episodes, read_episode, read_frames
-from data.lowres import cache_path, load_lowres, load_scrolls
+from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_episode, read_frames
+from smbwm.data.lowres import cache_path, load_lowres, load_scrolls
 
 HEADER_BAD = set(BAD_EPISODES) - STILL_VALID - {"bit_rot"}   # found without reading the frames
 

@@ -16,7 +16,7 @@ import torch
 from conftest import ROOT
 from fault_tools import children, kill_tree, wait_gone
 
-from utils.checkpoint import load_tensors
+from smbwm.utils.checkpoint import load_tensors
 
 
 STEPS = 24       # long enough that a kill at a random point after the first checkpoint lands before the end
@@ -56,7 +56,7 @@ def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_kill_9_of_training_then_resume_equals_an_uninterrupted_run(real_episodes, tmp_path):
-    from models.world_model import WorldModel
+    from smbwm.models.world_model import WorldModel
     whole = train(tmp_path / "whole", real_episodes)
     assert finished(whole) == ""
     rng = random.Random(19)

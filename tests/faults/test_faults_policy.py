@@ -39,9 +39,9 @@ def test_a_malicious_state_file_does_not_execute(tmp_path, name):
 @pytest.mark.slow
 def test_policy_state_round_trips_exactly(tmp_path):
     """The safetensors state holds what the pickle held: weights, Adam moments, elite episodes, counters."""
-    from agents.modular_mind import default_spec, init_params
-    from policy.model import ModularMind
-    from policy.state import load_state
+    from smbwm.agents.modular_mind import default_spec, init_params
+    from smbwm.policy.model import ModularMind
+    from smbwm.policy.state import load_state
     from train_policy import train
     over = ["policy/schedule=smoke", "levels=[1-1]", "workers=1", "nice=0", f"run_dir={tmp_path}/run",
             f"output={tmp_path}/mm.npz", "reward.max_steps=80", "wandb.mode=disabled"]

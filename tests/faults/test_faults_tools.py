@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, compose
 from fault_tools import one_error_line
 
-from utils.config_errors import ConfigError
+from smbwm.utils.config_errors import ConfigError
 
 
 def error_lines(text: str) -> list[str]:
@@ -41,7 +41,7 @@ def test_bad_evaluate_values_are_one_line(tiny_checkpoint, real_episodes, tmp_pa
 def test_a_checkpoint_with_nan_weights_is_refused(tiny_checkpoint, real_episodes, tmp_path):
     import torch
     from safetensors.torch import load_file
-    from utils.checkpoint import save_tensors
+    from smbwm.utils.checkpoint import save_tensors
     ck = tmp_path / "ck"
     shutil.copytree(tiny_checkpoint, ck)
     sd = load_file(str(ck / "upsampler.safetensors"))
@@ -84,7 +84,7 @@ def test_a_binary_actions_file_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("meta", [[1, 2, 3], {"level": "1-1", "replay_actions": "garbage"},
                                   {"level": "1-1", "replay_actions": [0, 300, -1]}])
 def test_a_spawn_with_a_bad_meta_json_is_one_line(tiny_spawns, tmp_path, capsys, meta):
-    from data.spawn import list_spawns
+    from smbwm.data.spawn import list_spawns
     spawn = tmp_path / "spawn"
     shutil.copytree(list_spawns(tiny_spawns)[0], spawn)
     (spawn / "meta.json").write_text(json.dumps(meta))
@@ -125,8 +125,8 @@ def test_train_level_gen_refuses_max_steps_below_one(tmp_path):
 
 
 def test_train_level_gen_refuses_another_architecture_on_an_existing_out_dir(tmp_path):
-    from levels.generator import GeneratorConfig
-    from levels.train import TrainConfig, train
+    from smbwm.levels.generator import GeneratorConfig
+    from smbwm.levels.train import TrainConfig, train
     out = tmp_path / "lg"
     tiny = GeneratorConfig(n_embd=32, n_layer=1, n_head=2, context_columns=6, dropout=0.0)
     train(TrainConfig(out_dir=str(out), batch_size=4, max_steps=1, eval_every=1, save_every=1, corpus_columns=200,

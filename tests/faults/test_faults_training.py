@@ -87,7 +87,7 @@ def test_bad_init_from_checkpoint_is_one_line(kind, tiny_checkpoint, real_episod
         extra = ["model.denoiser.channels=[8,8,8,8]"]
     else:
         import torch
-        from utils.checkpoint import save_tensors
+        from smbwm.utils.checkpoint import save_tensors
         from safetensors.torch import load_file
         shutil.copytree(tiny_checkpoint, ck)
         sd = load_file(str(ck / "denoiser.safetensors"))

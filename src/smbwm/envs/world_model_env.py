@@ -1,0 +1,159 @@
+"""The dream: a trained world model behind the same Gymnasium API as the real emulator.
+
+Same action bytes (Discrete(256), NES controller byte), same 240x256x3 uint8 observations. Reset
+starts from a spawn (4 real frames and the actions between them); each step runs scroll head,
+denoiser and upsampler once. There is no game logic inside: reward is the camera's progress
+(pixels scrolled right), episodes end only by truncation.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from smbwm import actions as A
+from smbwm.data.spawn import Spawn, SpawnError, list_spawns, load_spawn
+from smbwm.models.motion import estimate_scrolls
+from smbwm.models.sampler import load_sampler
+from smbwm.models.world_model import WorldModel, resolve_checkpoint, to_model, to_uint8
+from smbwm.utils.checkpoint import CheckpointError
+from smbwm.utils.paths import SPAWNS
+from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
+
+DEFAULT_SPAWNS = SPAWNS
+
+__all__ = ["WorldModelEnv", "CheckpointError", "SpawnError", "load_sampler", "resolve_checkpoint"]
+
+
+class WorldModelEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
+
+    def __init__(self, checkpoint: str | Path | None = None, spawn_dir: str | Path | None = None,
+                 device: str = "auto", denoising_steps: int | None = None, sampler: str = "fast",
+                 max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
+                 report_timings: bool = True, precision: str = "fp32", compile: bool = False):
+        self.device = pick_device(device)
+        self.checkpoint = resolve_checkpoint(checkpoint)
+        model, self.meta = WorldModel.load(self.checkpoint, self.device)
+        self.model = prepare_module(model, self.device)
+        # fp32 by default: at batch 1 on a CPU, bf16 autocast's faster convolutions pay for dtype
+        # conversions (docs/benchmarks.md, scripts/bench_sample.py); "auto" picks bf16 where supported
+        self.amp = autocast_dtype(self.device, precision)
+        self.sampler = load_sampler(sampler, denoising_steps)
+        if compile:
+            self._compile()
+        self.spawn_dir = Path(spawn_dir) if spawn_dir else DEFAULT_SPAWNS
+        self.spawns = list_spawns(self.spawn_dir)
+        if level and level != "random":        # collect.py passes its level: prefer spawns of that level
+            same = [p for p in self.spawns if _spawn_level(p) == level]
+            self.spawns = same or self.spawns
+        self.max_episode_steps = max_episode_steps
+        self.report_timings = report_timings    # wall-clock timings in info (the only non-deterministic key)
+        self.timings_ms: dict = {}
+        self.render_mode = render_mode
+        self.action_space = gym.spaces.Discrete(256)
+        self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
+        self._mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
+        self.spawn: Spawn | None = None
+        self._frame: np.ndarray | None = None
+        self._window = None
+
+    def _compile(self) -> None:
+        """torch.compile (inductor) of denoiser and upsampler, warmed up here so that no step stalls: ~30 %
+        faster frames on this CPU (bench_sample.py), ~1 min of compiling the first time, seconds once
+        inductor's on-disk cache holds the kernels."""
+        self.model.denoiser.compile()
+        self.model.upsampler.compile()
+        c, dev = self.model.context, self.device
+        obs = torch.zeros(1, c, 3, 60, 64, device=dev)
+        self.model.step(obs, torch.zeros(1, 3, 240, 256, device=dev), torch.zeros(1, c, A.NUM_PLAYING_BUTTONS, device=dev),
+                        torch.zeros(1, c - 1, dtype=torch.long, device=dev), self.sampler, self.amp)
+
+    @property
+    def denoising_steps(self) -> int:
+        return self.sampler.num_steps
+
+    def _pick_spawn(self, choice: Any) -> Spawn:
+        if isinstance(choice, Spawn):
+            return choice
+        if choice is None or choice == "random":
+            if not self.spawns:
+                raise SpawnError(f"{self.spawn_dir}: no spawn folders (make some: python src/dataset.py spawn EPISODES_DIR "
+                                 f"{self.spawn_dir})")
+            return load_spawn(self.spawns[int(self.np_random.integers(len(self.spawns)))])
+        if isinstance(choice, (int, np.integer)):
+            if not self.spawns:
+                raise SpawnError(f"{self.spawn_dir}: no spawn folders to index")
+            return load_spawn(self.spawns[int(choice) % len(self.spawns)])
+        return load_spawn(choice)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.spawn = self._pick_spawn((options or {}).get("spawn"))
+        s, c = self.spawn, self.model.context
+        dev = self.device
+        self._obs = to_model(s.low_res[-c:], dev)[None]                              # (1, c, 3, 60, 64)
+        self._full = to_model(s.full_res[-1], dev)[None]                             # (1, 3, 240, 256)
+        self._acts = [int(a) for a in s.actions[-c:][:-1]]                           # actions before the last frame
+        self._scrolls = torch.as_tensor(estimate_scrolls(s.full_res)[-(c - 1):], dtype=torch.long, device=dev)[None]
+        self._gen = torch.Generator(dev).manual_seed(int(self.np_random.integers(2 ** 31)))
+        self._t, self._camera = 0, int(s.meta.get("camera_x", 0))
+        self._frame = np.array(s.full_res[-1])
+        return self._frame.copy(), self._info({})
+
+    def _info(self, timings: dict) -> dict:
+        info = {"timings_ms": timings} if self.report_timings else {}
+        return {**info, "step": self._t, "spawn": self.spawn.path.name if self.spawn and self.spawn.path else "",
+                "camera_x": self._camera, "x_pos": self._camera,
+                "level": str(self.spawn.meta.get("level", "")) if self.spawn else ""}
+
+    def step(self, action):
+        if self.spawn is None:
+            raise RuntimeError("call reset() before step()")
+        a = int(action)
+        if not 0 <= a <= 255:
+            raise ValueError(f"action must be a NES button byte 0..255, got {action!r}")
+        acts = self._mh[self._acts + [a]][None].to(self.device)                     # (1, c, 6)
+        out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen)
+        self._obs = torch.cat([self._obs[:, 1:], out.low[:, None]], 1)
+        self._full = out.full
+        self._acts = self._acts[1:] + [a]
+        k = int(out.scroll[0])
+        self._scrolls = torch.cat([self._scrolls[:, 1:], out.scroll.view(1, 1).long()], 1)
+        self._t += 1
+        self._camera += k
+        self._frame = to_uint8(out.full[0])
+        self.timings_ms = out.timings_ms
+        if self.render_mode == "human":
+            self.render()
+        truncated = self._t >= self.max_episode_steps
+        return self._frame.copy(), float(k), False, truncated, {**self._info(out.timings_ms), "scroll": k}
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return None if self._frame is None else self._frame.copy()
+        if self.render_mode == "human" and self._frame is not None:
+            import pygame
+            if self._window is None:
+                pygame.init()
+                self._window = pygame.display.set_mode((512, 480))
+            surf = pygame.surfarray.make_surface(self._frame.swapaxes(0, 1))
+            self._window.blit(pygame.transform.scale(surf, self._window.get_size()), (0, 0))
+            pygame.display.flip()
+        return None
+
+    def close(self):
+        if self._window is not None:
+            import pygame
+            pygame.display.quit()
+            self._window = None
+
+
+def _spawn_level(path: Path) -> str | None:
+    try:
+        import json
+        return json.loads((path / "meta.json").read_text()).get("level")
+    except (OSError, ValueError, AttributeError):      # AttributeError: meta.json is not an object
+        return None

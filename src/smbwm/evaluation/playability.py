@@ -1,0 +1,207 @@
+"""What a player sees over long open-loop play: is a sharp Mario on screen, near the game's Mario; does
+the camera travel as the game's; when does the dream die; how sharp is the picture.
+
+Teacher-forced next-frame PSNR rewards blur (the mean of the possible next frames scores best), so
+these figures are taken on windows of 10 s or more with the real actions, and on a minute of
+hands-on input ("hold right, jump now and then") from the spawns.
+
+Mario is found by his palette: small and big Mario are drawn in three NES colours (red, skin, brown
+in nes-py's palette), and a 16x16 window holding enough pixels of *each* is Mario. A ghost (Mario
+blended with the sky) or a 4x4 blob of the low-res model space has none of the exact colours, so the
+detector is also the sharpness test a blurred Mario cannot pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smbwm.models.motion import HUD_ROWS, estimate_scrolls
+
+MARIO_COLOURS = np.array([[248, 56, 0], [252, 160, 68], [172, 124, 0]], np.int16)   # red, skin, brown
+COLOUR_TOLERANCE = 30      # per channel; a "?" block's (228, 92, 16) must stay outside the red class
+MARIO_WINDOW = 16          # px: small Mario's sprite
+# Each colour covers >= 35 pixels of a real Mario's 16x16 window in every frame tested; a 4x4-averaged
+# Mario (the low-res blob, upsampled) keeps at most one 16-pixel block of a colour: 20 separates them.
+MIN_COLOUR_PIXELS = 20
+
+
+@dataclass
+class PlayabilityConfig:
+    windows: int = 16                  # open-loop windows per set, played with the real actions
+    window_steps: int = 150            # 10 s of game time at 15 steps/s
+    psnr_steps: list[int] = field(default_factory=lambda: [1, 15, 45, 150])
+    spawn_steps: int = 900             # one minute of hands-on input from each spawn (0: skip)
+    jump_every: int = 12               # hands-on input: right, with A held for `jump_hold` of every `jump_every` steps
+    jump_hold: int = 4
+    stall_steps: int = 15              # a camera still this long while the game's moves is stalled
+    near_px: float = 8.0               # "near the game's Mario": centre distance in pixels
+    early_steps: int = 15              # steps counted for "near the game's Mario"
+    travel_tolerance: float = 0.2      # camera travel within +-20 % of the game's
+    min_travel_px: int = 32            # windows where the game's camera travels less are not scored for travel
+    minute_gif: bool = True            # a GIF of the first spawn's minute (dream | real)
+
+
+def _box_sum(mask: np.ndarray, k: int) -> np.ndarray:
+    """(T, H, W) -> (T, H-k+1, W-k+1) sums over every k x k window (summed-area table)."""
+    c = np.pad(mask.cumsum(1, dtype=np.int32).cumsum(2, dtype=np.int32), ((0, 0), (1, 0), (1, 0)))
+    return c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]
+
+
+def find_mario(frames: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, 240, 256, 3) uint8 -> shown (T,) bool, and Mario's centre x, y (T,) in screen pixels
+    (NaN where not shown). Looks below the HUD only (the HUD has no Mario colours but the coin icon)."""
+    shown, xs, ys = [], [], []
+    k = MARIO_WINDOW
+    for i in range(0, len(frames), chunk):
+        f = np.asarray(frames[i:i + chunk, HUD_ROWS:], np.int16)
+        counts = np.stack([_box_sum((np.abs(f - c).max(-1) <= COLOUR_TOLERANCE).astype(np.int32), k)
+                           for c in MARIO_COLOURS], -1)                           # (t, h, w, 3)
+        score = np.where(counts.min(-1) >= MIN_COLOUR_PIXELS, counts.sum(-1), -1).reshape(len(f), -1)
+        best = score.argmax(1)
+        y, x = np.divmod(best, counts.shape[2])
+        ok = score.max(1) >= 0
+        shown.append(ok)
+        xs.append(np.where(ok, x + k / 2, np.nan))
+        ys.append(np.where(ok, y + k / 2 + HUD_ROWS, np.nan))
+    return np.concatenate(shown), np.concatenate(xs), np.concatenate(ys)
+
+
+def game_mario_position(x_pos: np.ndarray, camera_x: np.ndarray, y_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mario's sprite centre on screen from the game's info keys (x_pos/camera_x: level pixels of his
+    left edge and of the screen's; y_pos grows upwards from 255 - the screen row above his feet)."""
+    x = np.asarray(x_pos, np.float64) - np.asarray(camera_x, np.float64) + MARIO_WINDOW / 2
+    y = 279.0 - np.asarray(y_pos, np.float64)
+    on_screen = (x >= 0) & (x < 256) & (y > HUD_ROWS + 8) & (y < 232)
+    return np.where(on_screen, x, np.nan), np.where(on_screen, y, np.nan)
+
+
+def sharpness(frames: np.ndarray) -> np.ndarray:
+    """(T, 240, 256, 3) -> (T,) mean absolute gradient (both axes) of the playfield's luminance."""
+    f = np.asarray(frames[:, HUD_ROWS:], np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return (np.abs(np.diff(f, axis=1)).mean((1, 2)) + np.abs(np.diff(f, axis=2)).mean((1, 2))) / 2
+
+
+def longest_run(mask: np.ndarray) -> int:
+    best = run = 0
+    for m in np.asarray(mask, bool):
+        run = run + 1 if m else 0
+        best = max(best, run)
+    return best
+
+
+def stalled(dream_scroll: np.ndarray, game_scroll: np.ndarray) -> np.ndarray:
+    """Per step: the dream's camera stands still while the game's moves."""
+    return (np.asarray(dream_scroll) == 0) & (np.asarray(game_scroll) != 0)
+
+
+def death_step(shown: np.ndarray, dream_scroll: np.ndarray, game_scroll: np.ndarray, min_stall: int) -> int:
+    """The first step (0-based) after which Mario stays lost, or the dream's camera stays still while
+    the game's moves on at least `min_stall` of the remaining steps; len(shown) if alive at the end.
+    `game_scroll` may be shorter (the game ended): its missing steps count as not moving."""
+    n = len(shown)
+    lost_from = n
+    while lost_from > 0 and not shown[lost_from - 1]:
+        lost_from -= 1
+    still_from = n
+    while still_from > 0 and dream_scroll[still_from - 1] == 0:
+        still_from -= 1
+    if np.count_nonzero(np.asarray(game_scroll)[still_from:]) < min_stall:
+        still_from = n
+    return int(min(lost_from, still_from))
+
+
+def hands_on_actions(steps: int, cfg: PlayabilityConfig) -> np.ndarray:
+    """Right held all the time, A held for `jump_hold` of every `jump_every` steps (NES bytes)."""
+    t = np.arange(steps)
+    return np.where(t % cfg.jump_every < cfg.jump_hold, 0x81, 0x80).astype(np.uint8)
+
+
+def frame_playability(frames: np.ndarray) -> dict:
+    """Figures of any rollout alone (no real game to compare with): camera travel and Mario shown."""
+    frames = np.asarray(frames)
+    scroll = estimate_scrolls(frames) if len(frames) > 1 else np.zeros(0, np.int8)
+    shown, _, _ = find_mario(frames)
+    return {"steps": int(len(frames)), "camera_travel_px": int(np.asarray(scroll, np.int64).sum()),
+            "mario_shown_fraction": float(shown.mean()) if len(shown) else 0.0,
+            "longest_camera_stop": longest_run(scroll == 0)}
+
+
+@dataclass
+class Track:
+    """One open-loop run, dream beside the game: frames (T+1 with the last context frame first)."""
+    dream: np.ndarray                  # (T+1, 240, 256, 3)
+    real: np.ndarray                   # (T'+1, ...) the game's frames, T' <= T if the game ended early
+    game_xy: tuple[np.ndarray, np.ndarray] | None = None   # (T'+1,) each, Mario's centre in the game
+
+
+def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | None = None) -> dict:
+    """Per-run figures; steps are 1-based (step 1 = the first dreamed frame)."""
+    from smbwm.evaluation.metrics import psnr_per_frame
+    d_scroll = estimate_scrolls(tr.dream).astype(np.int64)
+    g_scroll = estimate_scrolls(tr.real).astype(np.int64)
+    n, m = len(d_scroll), len(g_scroll)                       # m < n: the game ended (death) before the dream
+    shown, x, y = find_mario(tr.dream[1:])
+    stall = stalled(d_scroll[:m], g_scroll)
+    sharp_d, sharp_r = sharpness(tr.dream[1:m + 1]), sharpness(tr.real[1:])
+    stall_reached = _run_ends(stall, cfg.stall_steps)
+    out = {
+        "steps": n, "game_steps": m,
+        "mario_shown": float(shown.mean()),
+        "camera_travel_px": int(d_scroll.sum()), "game_travel_px": int(g_scroll[:m].sum()),
+        "dream_travel_same_steps_px": int(d_scroll[:m].sum()),
+        "longest_stall": longest_run(stall), "longest_camera_stop": longest_run(d_scroll == 0),
+        "death_step": death_step(shown, d_scroll, g_scroll, cfg.stall_steps),
+        # below 1: blur; above 1: noise or ghost edges the game does not have
+        "sharpness_ratio": float(sharp_d.mean() / max(sharp_r.mean(), 1e-6)),
+        "first_stall_step": int(np.argmax(stall_reached)) + 1 if stall_reached.any() else None,
+    }
+    if tr.game_xy is not None:
+        gx, gy = tr.game_xy[0][1:m + 1], tr.game_xy[1][1:m + 1]
+        dist = np.hypot(x[:m] - gx, y[:m] - gy)
+        early = np.isfinite(gx[:cfg.early_steps])
+        near = np.nan_to_num(dist[:cfg.early_steps], nan=np.inf) <= cfg.near_px
+        out["near_early"] = float(near[early].mean()) if early.any() else None
+        out["median_distance_px"] = float(np.nanmedian(dist)) if np.isfinite(dist).any() else None
+    if psnr_steps:
+        out["psnr_240x256"] = {str(h): float(psnr_per_frame(tr.dream[h:h + 1], tr.real[h:h + 1])[0])
+                               for h in psnr_steps if h <= m}
+    return out
+
+
+def _run_ends(mask: np.ndarray, length: int) -> np.ndarray:
+    """True at each step where a run of `mask` reaches `length` steps."""
+    run, out = 0, np.zeros(len(mask), bool)
+    for i, v in enumerate(np.asarray(mask, bool)):
+        run = run + 1 if v else 0
+        out[i] = run == length
+    return out
+
+
+def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
+    """The set's figures from per-run figures (means over runs, fractions of runs meeting targets)."""
+    if not runs:
+        return {}
+    travel = [r for r in runs if r["game_travel_px"] >= cfg.min_travel_px]
+    ratio = [r["dream_travel_same_steps_px"] / r["game_travel_px"] for r in travel]
+    near = [r["near_early"] for r in runs if r.get("near_early") is not None]
+    out = {
+        "runs": len(runs), "steps": runs[0]["steps"],
+        "mario_shown": float(np.mean([r["mario_shown"] for r in runs])),
+        "mario_near_early": float(np.mean(near)) if near else None,
+        "camera_travel_ratio_median": float(np.median(ratio)) if ratio else None,
+        "camera_travel_within_tolerance": float(np.mean([abs(x - 1) <= cfg.travel_tolerance for x in ratio])) if ratio else None,
+        "runs_scored_for_travel": len(travel),
+        "longest_stall_median": float(np.median([r["longest_stall"] for r in runs])),
+        "runs_without_long_stall": float(np.mean([r["longest_stall"] <= cfg.stall_steps for r in runs])),
+        "death_step_median": float(np.median([r["death_step"] for r in runs])),
+        "alive_at_end": float(np.mean([r["death_step"] >= r["steps"] for r in runs])),
+        "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
+    }
+    ps = {}
+    for r in runs:
+        for h, v in r.get("psnr_240x256", {}).items():
+            ps.setdefault(h, []).append(v)
+    if ps:
+        out["psnr_240x256"] = {h: float(np.mean(v)) for h, v in ps.items()}
+    return out

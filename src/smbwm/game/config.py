@@ -1,0 +1,124 @@
+"""The player's settings (`python src/play.py --help`) as one typed config."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+
+NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (docs/model.md) "
+                      "or pass --checkpoint DIR, or play the real game with --real")
+
+
+class PlayError(ValueError):
+    """A user mistake (bad flag, file, checkpoint, spawn); str() is one line saying what to do."""
+
+
+@dataclass
+class PlayConfig:
+    checkpoint: str | None = None      # None -> the shipped checkpoints/ dir
+    spawn: str | None = None           # spawn folder, folder of spawns, index, or "random"
+    scale: int | None = None           # window scale; None: 3, or 2 side by side (--compare)
+    fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
+    denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
+    sampler: str = "fast"
+    compile: bool = False              # torch.compile the model (faster frames, slower start)
+    device: str = "auto"
+    threads: int | None = None         # torch threads; None: torch's default (all cores)
+    record: str | None = None          # directory for human-source episodes
+    real: bool = False                 # play the real emulator instead of the dream
+    compare: bool = False              # real emulator beside the dream, same buttons
+    level: str = "1-1"                 # level of the real emulator (--real, --compare without a spawn)
+    headless: bool = False
+    frames: int = 100                  # headless: number of game steps to run
+    actions: str = "random"            # headless: FILE (one decimal byte per line) or "random"
+    out: str | None = None             # headless: output directory
+    seed: int = 0
+    max_episode_steps: int | None = None
+
+    @property
+    def mode(self) -> str:
+        return "compare" if self.compare else ("real" if self.real else "dream")
+
+    def settings(self) -> dict[str, Any]:
+        return {**asdict(self), "mode": self.mode}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = PlayConfig()
+    p = argparse.ArgumentParser(
+        prog="python src/play.py",
+        description="Play the Super Mario Bros world model (the dream) or the real game in a pygame window.",
+        epilog="Keys: arrows/WASD move, Z/K/Space jump (A), X/J/Shift run (B), Enter reset, P pause, "
+               ". step while paused, Tab/N next spawn, Esc quit.")
+    p.add_argument("--checkpoint", help="checkpoint file or run/checkpoints dir (default: the shipped checkpoints/)")
+    p.add_argument("--spawn", help="spawn folder, folder of spawns, index into the spawn list, or 'random'")
+    p.add_argument("--scale", type=int, help="window scale (default 3; 2 with --compare)")
+    p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
+    p.add_argument("--denoising-steps", type=int, dest="denoising_steps",
+                   help="denoiser calls per frame (default: the --sampler preset's)")
+    p.add_argument("--sampler", choices=("fast", "sharp", "quality"), default=d.sampler,
+                   help="sampler preset: fast (1 step, game speed), sharp (2 steps), quality (3 Heun steps)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the world model: faster frames, about a minute to start the first time")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: all cores; 1 on a busy machine)")
+    p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")
+    p.add_argument("--real", action="store_true", help="play the real NES emulator (see --level)")
+    p.add_argument("--compare", action="store_true", help="real emulator beside the dream, same buttons")
+    p.add_argument("--level", default=d.level, help=f"emulator level for --real/--compare (default {d.level})")
+    p.add_argument("--headless", action="store_true", help="no window: feed --actions for --frames steps, write --out")
+    p.add_argument("--frames", type=int, default=d.frames, help=f"headless: game steps to run (default {d.frames})")
+    p.add_argument("--actions", default=d.actions,
+                   help="headless: FILE with one NES button byte per line (decimal; cycled if shorter "
+                        "than --frames), or 'random'")
+    p.add_argument("--out", metavar="DIR", help="headless: writes frames.npy, frames.gif, play_stats.json here")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for random actions / spawns")
+    p.add_argument("--max-episode-steps", type=int, dest="max_episode_steps", help="truncate episodes after N steps")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PlayConfig:
+    ns = build_parser().parse_args(argv)
+    cfg = PlayConfig(**vars(ns))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: PlayConfig) -> None:
+    if cfg.real and cfg.compare:
+        raise PlayError("--real and --compare exclude each other (--compare already shows the real game)")
+    if cfg.scale is None:
+        cfg.scale = 2 if cfg.compare else 3
+    if cfg.scale < 1 or cfg.scale > 8:
+        raise PlayError(f"--scale must be 1..8, got {cfg.scale}")
+    if not math.isfinite(cfg.fps) or cfg.fps <= 0:
+        raise PlayError(f"--fps must be a number > 0, got {cfg.fps:g}")
+    if cfg.seed < 0:
+        raise PlayError(f"--seed must be >= 0, got {cfg.seed}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise PlayError(f"--threads must be >= 1, got {cfg.threads}")
+    if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
+        raise PlayError(f"--max-episode-steps must be >= 1, got {cfg.max_episode_steps}")
+    if cfg.denoising_steps is not None and cfg.denoising_steps < 1:
+        raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
+    if cfg.headless:
+        if cfg.out is None:
+            raise PlayError("--headless needs --out DIR (where frames.npy, frames.gif, play_stats.json go)")
+        if cfg.frames < 1:
+            raise PlayError(f"--frames must be >= 1, got {cfg.frames}")
+        if cfg.actions != "random" and not Path(cfg.actions).is_file():
+            raise PlayError(f"--actions {cfg.actions}: no such file (give a file with one NES byte per line, or 'random')")
+    # Cheap path checks first: a typo should not wait for a model to load.
+    if cfg.spawn not in (None, "random") and not str(cfg.spawn).isdigit() and not Path(cfg.spawn).exists():
+        raise PlayError(f"--spawn {cfg.spawn}: no such folder; make spawns with `python src/dataset.py spawn` "
+                        "or give a spawn folder, an index or 'random'")
+    if cfg.checkpoint is not None and not Path(cfg.checkpoint).exists() and not cfg.real:
+        raise PlayError(f"--checkpoint {cfg.checkpoint}: no such file or directory; {NO_CHECKPOINT_HINT}")
+    from smbwm.stages import parse_stage
+    try:
+        parse_stage(cfg.level)
+    except ValueError as e:
+        raise PlayError(f"--level: {e}") from None

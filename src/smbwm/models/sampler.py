@@ -1,0 +1,75 @@
+"""Sampling the denoiser: Karras sigma schedule, Euler or Heun steps with optional churn.
+
+Karras et al. 2022, Algorithm 2 (the stochastic sampler; churn 0 gives the deterministic
+Algorithm 1): t_i from eq. 5, gamma_i = min(S_churn / N, sqrt(2) - 1) on [S_tmin, S_tmax], an Euler
+step, and Heun's 2nd-order correction on every step but the last.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from smbwm.utils.paths import SAMPLER_PRESETS
+
+
+@dataclass
+class SamplerConfig:
+    num_steps: int = 3
+    order: int = 1                # 1: Euler, 2: Heun
+    sigma_min: float = 2e-3
+    sigma_max: float = 5.0
+    rho: float = 7.0
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float = float("inf")
+    s_noise: float = 1.0
+    context_noise: float = 0.0    # sigma of noise added to the context at sampling (matches training)
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float, device=None) -> torch.Tensor:
+    """Eq. 5 of EDM: n noise levels from sigma_max down to sigma_min, then a final 0."""
+    if n == 1:
+        return torch.tensor([sigma_max, 0.0], device=device)
+    i = torch.arange(n, device=device, dtype=torch.float64)
+    s = (sigma_max ** (1 / rho) + i / (n - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([s, s.new_zeros(1)]).float()
+
+
+@torch.no_grad()
+def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device, generator=None) -> torch.Tensor:
+    """Run the sampler; `denoise(x, sigma_batch)` returns D(x; sigma). Returns the final sample."""
+    sigmas = karras_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device)
+    x = torch.randn(shape, device=device, generator=generator) * sigmas[0]
+    b = shape[0]
+    gamma_max = min(cfg.s_churn / cfg.num_steps, math.sqrt(2) - 1)
+    for i in range(cfg.num_steps):
+        s_cur, s_next = sigmas[i], sigmas[i + 1]
+        gamma = gamma_max if cfg.s_tmin <= s_cur <= cfg.s_tmax else 0.0
+        s_hat = s_cur * (1 + gamma)
+        if gamma > 0:
+            eps = torch.randn(shape, device=device, generator=generator) * cfg.s_noise
+            x = x + (s_hat ** 2 - s_cur ** 2).sqrt() * eps
+        d = (x - denoise(x, s_hat.expand(b))) / s_hat
+        x_next = x + (s_next - s_hat) * d
+        if cfg.order == 2 and s_next > 0:
+            d2 = (x_next - denoise(x_next, s_next.expand(b))) / s_next
+            x_next = x + (s_next - s_hat) * (d + d2) / 2
+        x = x_next
+    return x
+
+
+def load_sampler(name: str = "fast", denoising_steps: int | None = None) -> SamplerConfig:
+    """A sampler preset from config/sampler/<name>.yaml (the files the trainer's and evaluate's Hydra
+    configs use); `denoising_steps` overrides its num_steps."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    f = SAMPLER_PRESETS / f"{name}.yaml"
+    if not f.exists():
+        known = ", ".join(sorted(p.stem for p in SAMPLER_PRESETS.glob("*.yaml")))
+        raise ValueError(f"unknown sampler preset {name!r} (known: {known})")
+    cfg = instantiate(OmegaConf.load(f))
+    if denoising_steps:
+        cfg.num_steps = int(denoising_steps)
+    return cfg

@@ -1,0 +1,126 @@
+"""The world model: scroll head + denoiser (60x64) + upsampler (240x256), one autoregressive step.
+
+One step, given the last 4 low-res frames, the last full-res frame, the actions (the last one is
+being pressed now) and the 3 past scrolls:
+  1. k = scroll_head(...)                          the camera scroll of this step
+  2. prior_low = shift(last low-res frame, k);      residual ~ sampler(denoiser)
+     next_low = prior_low + residual
+  3. next_full = upsampler(shift(last full frame, k), next_low)
+The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from smbwm.models.denoiser import Denoiser, DenoiserConfig
+from smbwm.models.motion import apply_scroll
+from smbwm.models.sampler import SamplerConfig
+from smbwm.models.upsampler import Upsampler, UpsamplerConfig
+from smbwm.utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
+from smbwm.utils.device import autocast
+from smbwm.utils.paths import CHECKPOINTS
+
+FORMAT = "smb-world-model/checkpoint"
+FILES = ("denoiser.safetensors", "upsampler.safetensors", "model.json")
+
+
+def to_model(frames: np.ndarray | torch.Tensor, device=None) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
+    t = torch.as_tensor(np.asarray(frames)).to(device)
+    return t.movedim(-1, -3).float().div(127.5).sub(1)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8."""
+    return frames.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+@dataclass
+class StepOutput:
+    low: torch.Tensor        # (B, 3, 60, 64)
+    full: torch.Tensor       # (B, 3, 240, 256)
+    scroll: torch.Tensor     # (B,) int
+    timings_ms: dict
+
+
+class WorldModel(nn.Module):
+    def __init__(self, denoiser: DenoiserConfig, upsampler: UpsamplerConfig):
+        super().__init__()
+        self.denoiser = Denoiser(denoiser)
+        self.upsampler = Upsampler(upsampler)
+
+    @property
+    def context(self) -> int:
+        return self.denoiser.cfg.context
+
+    @torch.no_grad()
+    def step(self, obs: torch.Tensor, last_full: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor,
+             sampler: SamplerConfig, amp_dtype: torch.dtype | None = None, generator=None,
+             scroll: torch.Tensor | None = None) -> StepOutput:
+        """obs (B,context,3,60,64), last_full (B,3,240,256) in [-1,1]; act (B,context,6) multi-hot;
+        past_scroll (B,context-1). `scroll` forces the camera scroll (evaluation with real scrolls)."""
+        dev = obs.device
+        times, t0 = {}, time.perf_counter()
+        with autocast(dev, amp_dtype):
+            if scroll is None:
+                scroll = self.denoiser.predict_scroll(obs, act, past_scroll)
+            low = self.denoiser.sample_next(obs, act, scroll, sampler, generator)
+            times["denoiser"] = (time.perf_counter() - t0) * 1e3
+            t1 = time.perf_counter()
+            full = self.upsampler(self.shift_full(last_full, scroll), low).float()
+            times["upsampler"] = (time.perf_counter() - t1) * 1e3
+        times["total"] = (time.perf_counter() - t0) * 1e3
+        return StepOutput(low, full, scroll, times)
+
+    def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
+        """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
+        filled as the denoiser's low-res prior is."""
+        return apply_scroll(frames, scroll, fill=self.denoiser.cfg.reveal_fill)
+
+    # --- checkpoint folder ---
+    def save(self, folder: str | Path, meta: dict | None = None, dtype: torch.dtype | None = None) -> Path:
+        folder = Path(folder)
+        save_tensors(folder / FILES[0], self.denoiser.state_dict(), dtype)
+        save_tensors(folder / FILES[1], self.upsampler.state_dict(), dtype)
+        save_json(folder / FILES[2], {"format": FORMAT, "version": 1, "denoiser": asdict(self.denoiser.cfg),
+                                      "upsampler": asdict(self.upsampler.cfg), **(meta or {})})
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, device="cpu") -> tuple["WorldModel", dict]:
+        """Load a checkpoint folder (or any file inside it); CheckpointError on any problem."""
+        folder = Path(path)
+        folder = folder.parent if folder.is_file() else folder
+        hint = "train one with `python src/main.py` (see README) or pass checkpoint=<folder>"
+        if not folder.is_dir() or not (folder / FILES[2]).exists():
+            raise CheckpointError(f"{folder}: no world-model checkpoint here (expected {', '.join(FILES)}); {hint}")
+        meta = load_json(folder / FILES[2])
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise CheckpointError(f"{folder / FILES[2]}: not a {FORMAT} file; {hint}")
+        try:
+            model = cls(DenoiserConfig(**meta["denoiser"]), UpsamplerConfig(**meta["upsampler"]))
+            for name, sub in ((FILES[0], model.denoiser), (FILES[1], model.upsampler)):
+                sd = {k: v.float() for k, v in load_tensors(folder / name).items()}
+                sub.load_state_dict(sd)
+        except (TypeError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{folder}: weights do not match model.json ({str(e).splitlines()[0][:200]})") from None
+        return model.to(device).eval(), meta
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint folder from: None (the shipped one), a folder, a file in it, or a training run dir."""
+    p = Path(path) if path else CHECKPOINTS
+    if p.is_file():
+        p = p.parent
+    latest = p / "checkpoints" / "latest"          # a Hydra run directory of src/main.py
+    if not (p / "model.json").exists() and latest.exists():
+        p = p / "checkpoints" / latest.read_text().strip()
+    elif not (p / "model.json").exists() and (p / "latest").exists():
+        p = p / (p / "latest").read_text().strip()
+    return p

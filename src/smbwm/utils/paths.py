@@ -1,0 +1,20 @@
+"""Where things are in the repository, computed once: every module that needs the repository root,
+the shipped checkpoints, the spawn points or the config folders imports them from here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CONFIG_DIR = REPO_ROOT / "config"
+SAMPLER_PRESETS = CONFIG_DIR / "sampler"              # <name>.yaml: the play/evaluation sampler presets
+CHECKPOINTS = REPO_ROOT / "checkpoints"               # the shipped world model (and its model card)
+POLICY_WEIGHTS = CHECKPOINTS / "policy" / "modular_mind.npz"
+LEVEL_GEN_CHECKPOINT = CHECKPOINTS / "level_gen"
+SPAWNS = REPO_ROOT / "spawn"                          # the shipped spawn points
+
+
+def from_repo(path: str | Path) -> Path:
+    """A path as given if it exists (absolute, or relative to the working directory), else the same
+    path relative to the repository root (so `checkpoints/...` works from any directory)."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else REPO_ROOT / p
