@@ -17,7 +17,7 @@ TOOLS = {
     "split": ("split", "train/test split of a directory of episodes, written to DATA_DIR/split.json"),
     "cache": ("cache", "build the 60x64 low-res cache (and camera scrolls) of every episode"),
     "import": ("importer", "import DIAMOND_SuperMario recordings as episodes"),
-    "spawn": ("spawn", "make spawn points for play from episodes or DIAMOND spawn folders"),
+    "spawn": ("spawn", "make spawn points for play from episodes, DIAMOND spawn folders or a MarioGPT level"),
 }
 
 

@@ -114,7 +114,7 @@ def test_a_huge_bad_prompt_is_not_echoed_whole(tmp_path):
 def test_a_one_column_level_cannot_make_a_spawn(tmp_path):
     level = tmp_path / "one.txt"
     level.write_text("-\n" * 13 + "X\n")
-    r = run_tool("src/envs/level_env.py", "--spawn", level, tmp_path / "spawn")
+    r = run_tool("src/dataset.py", "spawn", "--from", "level", level, tmp_path / "spawn")
     one_error_line(r.returncode, r.stderr, "one.txt")
 
 

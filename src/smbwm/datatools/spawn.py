@@ -1,11 +1,13 @@
-"""Make spawn points for play: 4 real frames + actions, from episodes or from DIAMOND_SuperMario spawns.
+"""Make spawn points for play: 4 frames + actions, from episodes, DIAMOND_SuperMario spawns or a MarioGPT level.
 
     python src/dataset.py spawn dataset_files/episodes spawn --count 16 --seed 0
     python src/dataset.py spawn --from diamond_supermario path/to/csgo/spawn spawn/diamond
+    python src/dataset.py spawn --from level my_level.txt spawn       # -> spawn/my_level (4 start frames + level.txt)
 
 Each spawn is a folder (format in src/data/spawn.py) named <level>_<episode>_t<start>; emulator
 spawns carry the level and the actions from the episode start, so the player can bring the real game
-to the same state (data.spawn_tools.replay_to_spawn) for a side-by-side comparison.
+to the same state (data.spawn_tools.replay_to_spawn) for a side-by-side comparison. A level's spawn
+has no such replay: the real game cannot play a MarioGPT level.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 from smbwm.data.episode import EpisodeError, check_episodes, list_episodes, read_episode
 from smbwm.data.spawn import SpawnError, list_spawns, save_spawn
 from smbwm.data.spawn_tools import SpawnPickConfig, convert_diamond_spawn, make_spawn, pick_spawns
+from smbwm.levels.level import LevelError, load_level
 
 
 def spawns_from_episodes(src: Path, out: Path, cfg: SpawnPickConfig) -> list[Path]:
@@ -47,11 +50,21 @@ def spawns_from_diamond(src: Path, out: Path) -> list[Path]:
     return [save_spawn(convert_diamond_spawn(f), out / f"diamond_{f.name}") for f in folders]
 
 
+def spawn_from_level_file(src: Path, out: Path) -> list[Path]:
+    from smbwm.envs.level_env import spawn_from_level   # the level simulator, only for this source
+    text = load_level(src).text()
+    try:
+        return [spawn_from_level(text, out / src.stem)]
+    except ValueError as e:
+        raise ValueError(f"{src}: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python src/dataset.py spawn", description=__doc__.split("\n\n")[0])
-    ap.add_argument("src", type=Path, help="episode directory (or file), or DIAMOND spawn folder(s) with --from")
+    ap.add_argument("src", type=Path, help="episode directory (or file); DIAMOND spawn folder(s) or a level text "
+                    "file with --from")
     ap.add_argument("out", type=Path, help="output directory for spawn folders")
-    ap.add_argument("--from", dest="fmt", choices=("episodes", "diamond_supermario"), default="episodes")
+    ap.add_argument("--from", dest="fmt", choices=("episodes", "diamond_supermario", "level"), default="episodes")
     ap.add_argument("--count", type=int, default=8, help="number of spawns to pick")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-start", type=int, default=20, help="steps after a reset never picked")
@@ -64,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{a.src}: no such file or directory")
         if a.fmt == "diamond_supermario":
             written = spawns_from_diamond(a.src, a.out)
+        elif a.fmt == "level":
+            written = spawn_from_level_file(a.src, a.out)
         else:
             cfg = SpawnPickConfig(count=a.count, seed=a.seed, skip_start=a.skip_start, avoid_death=a.avoid_death)
             written = spawns_from_episodes(a.src, a.out, cfg)
-    except (EpisodeError, SpawnError, ValueError) as e:
+    except (EpisodeError, SpawnError, LevelError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{a.out}: {len(written)} spawn folders written")

@@ -11,21 +11,17 @@ Which level (constructor arguments, first match wins):
     level="corpus:<start>"     the corpus window starting at that column
     level=None|"corpus"|"random"|"1-1"   a random corpus window per reset (seeded by reset(seed))
 
-    python src/envs/level_env.py --spawn level.txt OUT_DIR     # a spawn folder for the player
+A level as a spawn folder for the player: `python src/dataset.py spawn --from level level.txt OUT_DIR`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-if __name__ == "__main__":  # run as a script: make src/ importable
-    sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from smbwm.envs.emulator_env import EmulatorEnv
 from smbwm.envs.level_physics import LevelState, new_state, step_frame
@@ -210,27 +206,3 @@ def spawn_from_level(level_text: str, out_dir: str | Path, warmup: tuple[int, ..
     (Path(out) / "level.txt").write_text(env.level_text)
     return out
 
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(description="MarioGPT level tools: turn a level text file into a spawn folder.")
-    p.add_argument("--spawn", nargs=2, metavar=("LEVEL_TXT", "OUT_DIR"), required=True,
-                   help="write a spawn (4 start frames + level.txt) for `python src/play.py` into OUT_DIR")
-    args = p.parse_args(argv)
-    from smbwm.levels.level import LevelError, load_level
-    try:
-        text = load_level(args.spawn[0]).text()
-    except LevelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        out = spawn_from_level(text, args.spawn[1])
-    except ValueError as e:
-        print(f"error: {args.spawn[0]}: {e}", file=sys.stderr)
-        return 2
-    print(f"spawn written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
