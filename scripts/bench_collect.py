@@ -21,14 +21,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from smbwm.agents.random_agent import RandomAgent  # noqa: E402
-from smbwm.data.episode import list_episodes, read_episode  # noqa: E402
-from smbwm.envs.smb_env import SuperMarioBrosGym, _make_nes  # noqa: E402
+from smbwm.agents.random_agent import RandomAgent
+from smbwm.data.episode import list_episodes, read_episode
+from smbwm.envs.smb_env import SuperMarioBrosGym, _make_nes
+from smbwm.utils.paths import CONFIG_DIR
 
 
 @dataclass
@@ -111,7 +108,7 @@ def collect_run(cfg: BenchConfig, workers: int, compression: str = "lzf") -> tup
     from collect import collect
     with tempfile.TemporaryDirectory() as out:
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             c = compose("collect", ["agent=random", f"level={cfg.level}", f"total_steps={cfg.collect_steps}",
                                     f"max_steps={cfg.max_steps}", f"workers={workers}", f"out_dir={out}",
                                     f"compression={compression}", "seed=0"])

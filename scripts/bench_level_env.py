@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from tqdm import tqdm
 
-from smbwm.envs.level_env import LevelEnv  # noqa: E402
-from smbwm.envs.level_physics import step_frame  # noqa: E402
+from smbwm.envs.level_env import LevelEnv
+from smbwm.envs.level_physics import step_frame
 
 BUTTONS = [0x80, 0x82, 0x83, 0x81, 0x00, 0x40, 0x01]
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from smbwm.levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig  # noqa: E402
-from smbwm.levels.prompts import KEYWORDS, ORDER, Prompt  # noqa: E402
+from smbwm.levels.generate import DEFAULT_CHECKPOINT, LevelGenerator, SampleConfig
+from smbwm.levels.prompts import KEYWORDS, ORDER, Prompt
 
 
 def varied_prompts(n: int, seed: int) -> list[Prompt]:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from smbwm.game.config import PlayError, parse_args  # noqa: E402
 from smbwm.game.run import run_headless  # noqa: E402
+from smbwm.utils.paths import REPO_ROOT  # noqa: E402
 
 MODES = {"dream": [], "compare": ["--compare"], "real": ["--real"]}
 
@@ -58,7 +57,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
-    p.add_argument("--json", default=str(ROOT / "runs" / "bench_play.json"))
+    p.add_argument("--json", default=str(REPO_ROOT / "runs" / "bench_play.json"))
     a = p.parse_args()
     extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
         + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else [])

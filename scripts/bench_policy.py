@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from smbwm.utils.paths import CONFIG_DIR
 
 # name -> (config/agent/<file>.yaml, overrides)
 AGENTS = {
@@ -48,7 +47,7 @@ def _episode(job: tuple[str, str, int, int, str]) -> tuple[str, str, int, bool, 
     from smbwm.envs.smb_env import SuperMarioBrosGym
     name, level, seed, max_steps, weights = job
     file, over = AGENTS[name]
-    cfg = OmegaConf.load(ROOT / "config" / "agent" / f"{file}.yaml")
+    cfg = OmegaConf.load(CONFIG_DIR / "agent" / f"{file}.yaml")
     if file == "modular_mind":
         over = {**over, "weights": weights}
     agent = instantiate(OmegaConf.merge(cfg, over), seed=seed)

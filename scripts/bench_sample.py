@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 # No OMP_WAIT_POLICY=PASSIVE (unlike training): at batch 1 sleeping OpenMP waits cost a lot per frame (docs/benchmarks.md),
 # and the player runs with the default policy.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from smbwm import actions as A  # noqa: E402
-from smbwm.envs.world_model_env import WorldModelEnv  # noqa: E402
+from smbwm import actions as A
+from smbwm.envs.world_model_env import WorldModelEnv
 
 
 def run_once(env: WorldModelEnv, steps: int, seed: int) -> tuple[float, dict]:

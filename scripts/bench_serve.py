@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from smbwm.utils.paths import REPO_ROOT
+
 RIGHT = 128
 
 
@@ -79,7 +79,7 @@ def bench_web(n: int, runs: int, seconds: float, extra: list[str]) -> dict:
     rows = []
     for _ in range(runs):
         port = free_port()
-        server = subprocess.Popen([sys.executable, str(ROOT / "src" / "serve.py"), "--port", str(port),
+        server = subprocess.Popen([sys.executable, str(REPO_ROOT / "src" / "serve.py"), "--port", str(port),
                                    "--max-games", str(n), "--max-waiting", "0", *extra], stdout=subprocess.PIPE, text=True)
         try:
             server.stdout.readline()                              # "serving on ..."
@@ -125,7 +125,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=float, default=8.0, help="play time per player per run")
     p.add_argument("--threads", help="passed to src/serve.py --threads (torch threads for the dream)")
-    p.add_argument("--json", default=str(ROOT / "runs" / "bench_serve.json"))
+    p.add_argument("--json", default=str(REPO_ROOT / "runs" / "bench_serve.json"))
     a = p.parse_args()
     try:
         players = [int(x) for x in a.players.split(",")]

@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig  # noqa: E402
 from smbwm.utils.device import cpu_has_bf16, pick_device  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from smbwm.utils.paths import CONFIG_DIR  # noqa: E402
 
 
 def step_time(cfg: DenoiserConfig, batch: int, amp: bool, channels_last: bool, steps: int, device) -> float:
@@ -58,7 +54,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
     device = pick_device(a.device)
-    default = OmegaConf.to_container(OmegaConf.load(ROOT / "config/model/default.yaml")["denoiser"])
+    default = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")["denoiser"])
     default.pop("_target_")
     models = {"default": DenoiserConfig(**default),
               "diamond-size": DenoiserConfig(channels=[64, 64, 64, 64], depths=[2, 2, 2, 2], cond_dim=256,

@@ -9,21 +9,30 @@ Prints one table: PNG encoding per frame, request size, round trip per call thro
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+import gymnasium
+import numpy as np
 
-import gymnasium  # noqa: E402
-import numpy as np  # noqa: E402
+import smbwm.envs  # noqa: F401 - registers the emulator ids
+from smbwm.agents.vlm import VLMAgent
+from smbwm.agents.vlm_prompt import PromptConfig, build_messages, png_data_url
+from smbwm.utils.paths import REPO_ROOT
 
-import smbwm.envs  # noqa: E402,F401 - registers the emulator ids
-from smbwm.agents.vlm import VLMAgent  # noqa: E402
-from smbwm.agents.vlm_prompt import PromptConfig, build_messages, png_data_url  # noqa: E402
-from chat_server import ChatServer, ChatServerConfig  # noqa: E402
+
+def _tests_chat_server():
+    """tests/chat_server.py, loaded from its file: tests/ is not a package, and the server is a test fixture."""
+    spec = importlib.util.spec_from_file_location("chat_server", REPO_ROOT / "tests" / "chat_server.py")
+    module = sys.modules["chat_server"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chat_server = _tests_chat_server()
+ChatServer, ChatServerConfig = chat_server.ChatServer, chat_server.ChatServerConfig
 
 SETTINGS = [  # (history, upscale, hold)
     (1, 1, 1), (3, 1, 1), (3, 2, 1), (5, 1, 1), (3, 1, 4),

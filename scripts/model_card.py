@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from smbwm.utils.paths import CHECKPOINTS
 
 
 def fmt(v) -> str:
@@ -75,7 +74,7 @@ def playability_table(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--checkpoint", default=str(CHECKPOINTS))
     ap.add_argument("--cpu-hours", type=float, default=None, help="wall-clock hours of training on this CPU")
     ap.add_argument("--notes", default=None, help="a markdown file appended to the card (data, caveats)")
     a = ap.parse_args()
@@ -86,7 +85,6 @@ def main() -> None:
     sp = report.get("speed", {})
     params = {}
     try:
-        sys.path.insert(0, str(ROOT / "src"))
         from smbwm.models.world_model import WorldModel
         m, _ = WorldModel.load(ck)
         params = {k: sum(p.numel() for p in getattr(m, k).parameters()) / 1e6 for k in ("denoiser", "upsampler")}
@@ -131,7 +129,6 @@ stalled for good. Sharpness: mean luminance gradient of the playfield against th
 """
     curve = sorted((ck / "curve").glob("*.json"))
     if curve:                       # reports of earlier checkpoints: scripts/fidelity_curve.py
-        sys.path.insert(0, str(ROOT / "scripts"))
         from fidelity_curve import load_points, picture, table
         series = load_points(curve)
         picture(series).save(ck / "curve" / "fidelity_curve.png")

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from smbwm.agents.modular_mind import DEFAULT_WEIGHTS, TIERS, ModularMindAgent  # noqa: E402
-from smbwm.policy.picture import PictureConfig, gif_frames, panel  # noqa: E402
+from smbwm.agents.modular_mind import DEFAULT_WEIGHTS, TIERS, ModularMindAgent
+from smbwm.policy.picture import PictureConfig, gif_frames, panel
 
 
 def main(argv: list[str] | None = None) -> int:

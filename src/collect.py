@@ -200,7 +200,8 @@ def _check_dream_levels(c: dict, levels: list[str]) -> None:
     without spawns cannot be collected (it would be tagged with a level it does not show)."""
     import json as _json
     from smbwm.data.spawn import list_spawns
-    root = Path(c["env"].get("spawn_dir") or Path(__file__).resolve().parents[1] / "spawn")
+    from smbwm.utils.paths import SPAWNS
+    root = Path(c["env"].get("spawn_dir") or SPAWNS)
     have = set()
     for p in list_spawns(root):
         try:

@@ -14,14 +14,12 @@ from pathlib import Path
 # No OMP_WAIT_POLICY=PASSIVE here (unlike main.py): the speed row must be the player's speed, and at batch 1
 # sleeping OpenMP waits cost a large share of a frame (docs/benchmarks.md).
 
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import hydra
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from smbwm.utils.config_errors import ConfigError, config_error  # noqa: E402
+from smbwm.utils.config_errors import ConfigError, config_error
 
 
 def register_defaults() -> None:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from smbwm.utils.config_errors import config_error  # noqa: E402
+from smbwm.utils.config_errors import config_error
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

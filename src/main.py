@@ -19,8 +19,6 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from smbwm.utils.config_errors import ConfigError, config_error  # noqa: E402
 
 

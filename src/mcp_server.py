@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from smbwm.utils.config_errors import config_error  # noqa: E402
+from smbwm.utils.config_errors import config_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,15 +1,21 @@
-"""scripts/fit_scroll_head.py: refits only the scroll head of a real (tiny) checkpoint on real episodes."""
+"""scripts/fit_scroll_head.py: refits only the scroll head of a real (tiny) checkpoint on real episodes.
+Run as a user runs it, from another directory: the script imports the installed package, no path edits."""
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fit_scroll_head.py"
 
 
-def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, tmp_path, capsys):
-    import fit_scroll_head
+def fit_scroll_head(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, tmp_path):
     from smbwm.models.world_model import WorldModel
     from dataset import main as dataset_main
 
@@ -17,10 +23,10 @@ def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, t
     shutil.copytree(real_episodes, data)
     assert dataset_main(["split", str(data), "--test-fraction", "0.4"]) == 0
     out = tmp_path / "fitted"
-    assert fit_scroll_head.main(["--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
-                                 "--steps", "6", "--batch", "8"]) == 0
-    printed = capsys.readouterr().out
-    assert "held out after" in printed and "open_loop" in printed
+    r = fit_scroll_head("--checkpoint", tiny_checkpoint, "--data", data, "--out", out, "--steps", 6, "--batch", 8,
+                        cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "held out after" in r.stdout and "open_loop" in r.stdout
     before, _ = WorldModel.load(tiny_checkpoint)
     after, meta = WorldModel.load(out)
     assert meta["scroll_head_fit"]["steps"] == 6 and meta["step"] > 0
@@ -31,7 +37,5 @@ def test_fit_scroll_head_changes_only_the_head(tiny_checkpoint, real_episodes, t
 
 
 def test_fit_scroll_head_rejects_a_folder_without_checkpoint(real_episodes, tmp_path):
-    import fit_scroll_head
-    import pytest
-    with pytest.raises(SystemExit, match="no world-model checkpoint"):
-        fit_scroll_head.main(["--checkpoint", str(tmp_path), "--data", str(real_episodes), "--out", str(tmp_path / "o")])
+    r = fit_scroll_head("--checkpoint", tmp_path, "--data", real_episodes, "--out", tmp_path / "o", cwd=tmp_path)
+    assert r.returncode != 0 and "no world-model checkpoint" in r.stderr

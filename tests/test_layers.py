@@ -109,6 +109,19 @@ def test_the_checker_sees_upward_imports_cycles_and_entry_points(tmp_path):
     assert cycles_in(edges) == [["high", "low", "high"]]
 
 
+def sys_path_edits(files) -> list[str]:
+    return [f"{f.relative_to(ROOT)}:{node.lineno}" for f in files
+            for node in ast.walk(ast.parse(f.read_text(), str(f)))
+            if isinstance(node, ast.Attribute) and node.attr == "path"
+            and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+
+
+def test_nothing_edits_sys_path():
+    """The package is installed (`pip install -e .`), and `python src/x.py` has src/ on the path already."""
+    files = [*SRC.rglob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    assert sys_path_edits(files) == []
+
+
 def test_library_imports_are_absolute():
     relative = [f"{f.relative_to(ROOT)}:{node.lineno}" for f in (SRC / PACKAGE).rglob("*.py")
                 for node in ast.walk(ast.parse(f.read_text(), str(f)))
