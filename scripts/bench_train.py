@@ -2,8 +2,9 @@
 
     python scripts/bench_train.py [--steps 5] [--runs 3] [--batch 32]
 
-Times full training steps (forward, backward, AdamW) of the default denoiser (config/model/default.yaml)
-and of a DIAMOND-size one (4.4M: channels 64x4, depths 2x4) on random 60x64 batches.
+Times full training steps (forward, backward, AdamW) of the default denoiser (DenoiserConfig's defaults,
+which config/model/default.yaml picks) and of a DIAMOND-size one (4.4M: channels 64x4, depths 2x4) on
+random 60x64 batches.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig  # noqa: E402
 from smbwm.utils.device import cpu_has_bf16, pick_device  # noqa: E402
-from smbwm.utils.paths import CONFIG_DIR  # noqa: E402
 
 
 def step_time(cfg: DenoiserConfig, batch: int, amp: bool, channels_last: bool, steps: int, device) -> float:
@@ -54,9 +53,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
     device = pick_device(a.device)
-    default = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")["denoiser"])
-    default.pop("_target_")
-    models = {"default": DenoiserConfig(**default),
+    models = {"default": DenoiserConfig(),
               "diamond-size": DenoiserConfig(channels=[64, 64, 64, 64], depths=[2, 2, 2, 2], cond_dim=256,
                                              attn_levels=[False, False, False, False])}
     print(f"device {device}, threads {torch.get_num_threads()}, cpu bf16 {cpu_has_bf16()}, batch {a.batch}, "

@@ -23,12 +23,15 @@ from smbwm.utils.config_errors import ConfigError, config_error
 
 
 def register_defaults() -> None:
-    """The defaults of `eval` and `playability` are their dataclasses' fields, written once there
-    (config/evaluate.yaml holds only what differs). Needed before composing config/evaluate.yaml."""
+    """The defaults of `eval`, `playability` and `sampler` are their dataclasses' fields, written once
+    there (config/evaluate.yaml and sampler/ hold only what differs). Needed before composing
+    config/evaluate.yaml."""
     from smbwm.evaluation.fidelity import EvalConfig
     from smbwm.evaluation.playability import PlayabilityConfig
+    from smbwm.models.sampler import SamplerConfig
     from smbwm.utils.config_defaults import register_dataclass_defaults
-    register_dataclass_defaults([("eval", "dataclass", EvalConfig), ("playability", "dataclass", PlayabilityConfig)])
+    register_dataclass_defaults([("eval", "dataclass", EvalConfig), ("playability", "dataclass", PlayabilityConfig),
+                                 ("sampler", "dataclass", SamplerConfig)])
 
 
 register_defaults()

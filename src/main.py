@@ -23,13 +23,19 @@ from smbwm.utils.config_errors import ConfigError, config_error  # noqa: E402
 
 
 def register_defaults() -> None:
-    """The defaults of `training` and `data` are their dataclasses' fields, written once there
-    (config/trainer.yaml and experiment files hold only what differs). Needed before composing
-    config/trainer.yaml."""
+    """The defaults of `training`, `data`, `model` and `sampler` are their dataclasses' fields, written
+    once there (config/trainer.yaml, model/, sampler/ and experiment files hold only what differs).
+    Needed before composing config/trainer.yaml."""
     from smbwm.data.segments import DataConfig
+    from smbwm.models.denoiser import DenoiserConfig
+    from smbwm.models.sampler import SamplerConfig
+    from smbwm.models.upsampler import UpsamplerConfig
     from smbwm.training.trainer import TrainerConfig
     from smbwm.utils.config_defaults import register_dataclass_defaults
-    register_dataclass_defaults([("training", "dataclass", TrainerConfig), ("data", "default", DataConfig)])
+    register_dataclass_defaults([("training", "dataclass", TrainerConfig), ("data", "default", DataConfig),
+                                 ("model/denoiser", "dataclass", DenoiserConfig),
+                                 ("model/upsampler", "dataclass", UpsamplerConfig),
+                                 ("sampler", "dataclass", SamplerConfig)])
 
 
 register_defaults()

@@ -15,7 +15,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from smbwm.utils.config_defaults import register_dataclass_defaults
 from smbwm.utils.config_errors import config_error
+
+
+def register_defaults() -> None:
+    """The top-level keys and `model` default to TrainConfig's and GeneratorConfig's fields, written once
+    there (config/level_gen.yaml holds only what differs). Needed before composing config/level_gen.yaml."""
+    from smbwm.levels.train import TrainConfig
+    register_dataclass_defaults([("", "level_gen_dataclass", TrainConfig)], target=False)
+
+
+register_defaults()
 
 
 def _config(cfg: DictConfig):

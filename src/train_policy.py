@@ -32,6 +32,7 @@ from smbwm.policy.reinforce import EliteBuffer, LossConfig, behaviour_clone, deg
 from smbwm.policy.rollout import RewardConfig, play_batch, play_demos, worker_init
 from smbwm.policy.state import LEGACY_FILE, STATE_FILE, load_state, save_state as write_state
 from smbwm.utils.checkpoint import CheckpointError
+from smbwm.utils.config_defaults import register_dataclass_defaults
 from smbwm.utils.config_errors import config_error
 
 
@@ -50,6 +51,12 @@ class Schedule:
     sil_steps: int = 2              # imitation minibatch steps after each REINFORCE step
     sil_coef: float = 1.0
     snapshot_every: int = 0         # also keep the playing policy every n batches in <run_dir>/snapshots (0: never)
+
+
+# The defaults of policy.schedule, reward and loss are these dataclasses' fields (config/policy.yaml and
+# the schedule files hold only what differs); they are built with cls(**section), hence no _target_.
+register_dataclass_defaults([("policy/schedule", "dataclass", Schedule), ("reward", "dataclass", RewardConfig),
+                             ("loss", "dataclass", LossConfig)], target=False)
 
 
 def _jobs(levels: list[str], per_level: int, it: int, seed: int, workers: int) -> list[list[tuple[str, int]]]:

@@ -21,7 +21,7 @@ from smbwm.levels.prompts import prompt_of
 @dataclass
 class TrainConfig:
     out_dir: str = "checkpoints/level_gen"
-    batch_size: int = 8
+    batch_size: int = 8  # 50-column windows (4 prompt tokens + 700 tiles) per step
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 30
@@ -33,7 +33,7 @@ class TrainConfig:
     eval_batches: int = 4
     seed: int = 0
     threads: int = 1  # on a shared 2-core CPU one thread is much faster than fighting for two
-    bf16: bool = True
+    bf16: bool = True  # autocast bf16 (AMX where the CPU has it)
     resume: bool = True
     corpus_columns: int | None = None  # use only the first N corpus columns (tiny test runs)
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
