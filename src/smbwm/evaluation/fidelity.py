@@ -81,7 +81,7 @@ class Rollout:
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
             o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k)
-            obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
+            obs = torch.cat([obs[:, 1:], o.context[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
             outs_full.append(to_uint8(o.full))

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from smbwm import actions as A
 from smbwm.models.blocks import FourierFeatures, UNet
 from smbwm.models.motion import MAX_SHIFT, NUM_SHIFTS, ScrollHead, shift_lowres
-from smbwm.models.sampler import SamplerConfig, sample_residual
+from smbwm.models.sampler import SamplerConfig, edm_loss_weight, edm_precond, sample_residual
 
 
 @dataclass
@@ -64,15 +64,8 @@ class Denoiser(nn.Module):
         self.unet = UNet(in_ch, 3, cfg.channels, cfg.depths, d, cfg.attn_levels)
         self.scroll_head = ScrollHead(cfg.context, A.NUM_PLAYING_BUTTONS, cfg.scroll_channels)
 
-    # --- EDM preconditioning (Karras et al. 2022, Table 1) ---
     def precond(self, sigma: torch.Tensor):
-        sd = self.cfg.sigma_data
-        s = sigma.view(-1, 1, 1, 1)
-        c_in = 1 / (s ** 2 + sd ** 2).sqrt()
-        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-        c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
-        c_noise = sigma.log() / 4
-        return c_in, c_skip, c_out, c_noise
+        return edm_precond(sigma, self.cfg.sigma_data)
 
     def condition(self, c_noise: torch.Tensor, sigma_cond: torch.Tensor, act: torch.Tensor,
                   scroll: torch.Tensor) -> torch.Tensor:
@@ -129,7 +122,7 @@ class Denoiser(nn.Module):
         noise = torch.randn_like(residual) + c.sigma_offset_noise * torch.randn(b, 3, 1, 1, device=dev)
         noisy = residual + sigma.view(b, 1, 1, 1) * noise
         denoised = self(noisy, sigma, obs, prior, act, scroll, sigma_cond)
-        weight = (sigma ** 2 + c.sigma_data ** 2) / (sigma * c.sigma_data) ** 2
+        weight = edm_loss_weight(sigma, c.sigma_data)
         diff = (((denoised - residual) ** 2).mean(1, keepdim=True) * pixel_w).sum((1, 2, 3)) / pixel_w.sum((1, 2, 3))
         loss_denoise = (weight * diff).mean()   # = ||F - F_target||^2: O(1) at every sigma (EDM eq. 8)
         loss_scroll, acc = self.scroll_loss(obs, act, scroll, past_scroll)

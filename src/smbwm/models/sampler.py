@@ -28,6 +28,21 @@ class SamplerConfig:
     context_noise: float = 0.0    # sigma of noise added to the context at sampling (matches training)
 
 
+def edm_precond(sigma: torch.Tensor, sigma_data: float):
+    """EDM's preconditioning (Karras et al. 2022, Table 1) for sigma (B,): c_in, c_skip, c_out as
+    (B,1,1,1) and c_noise (B,), so that D(x; sigma) = c_skip x + c_out F(c_in x; c_noise)."""
+    s = sigma.view(-1, 1, 1, 1)
+    c_in = 1 / (s ** 2 + sigma_data ** 2).sqrt()
+    c_skip = sigma_data ** 2 / (s ** 2 + sigma_data ** 2)
+    c_out = s * sigma_data / (s ** 2 + sigma_data ** 2).sqrt()
+    return c_in, c_skip, c_out, sigma.log() / 4
+
+
+def edm_loss_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """lambda(sigma) of EDM eq. 8: makes ||D - y||^2 weigh as ||F - F_target||^2, O(1) at every sigma."""
+    return (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
+
+
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float, device=None) -> torch.Tensor:
     """Eq. 5 of EDM: n noise levels from sigma_max down to sigma_min, then a final 0."""
     if n == 1:

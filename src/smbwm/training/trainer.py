@@ -62,6 +62,9 @@ class TrainerConfig:
     # real frames before them, so denoiser and scroll head learn to continue from their own drawings.
     self_context_steps: int = 0
     self_context_fraction: float = 0.5
+    # Train the upsampler alone, the denoiser and scroll head frozen as loaded (init_from): every
+    # iteration is one upsampler step, and `steps` counts those iterations.
+    upsampler_only: bool = False
 
 
 class _Loss(nn.Module):
@@ -195,21 +198,27 @@ class Trainer:
                    dynamic_ncols=True)
         t_last, n_last, stats, up_stats = time.time(), self.step, {}, {}
         while self.step < c.steps:
-            batch, self._data_state = self.prefetch.next()
-            stats = self.train_denoiser(batch)
-            if self.step % c.upsampler_every == 0:
+            if c.upsampler_only:
+                stats = {}
                 up_stats = self.train_upsampler()
+            else:
+                batch, self._data_state = self.prefetch.next()
+                stats = self.train_denoiser(batch)
+                if self.step % c.upsampler_every == 0:
+                    up_stats = self.train_upsampler()
             stats.update(up_stats)
             self._update_ema()
             self.step += 1
             bar.update(1)
             if self.step % c.log_every == 0 or self.step == c.steps:
                 dt = time.time() - t_last
-                sps = (self.step - n_last) * self.data_cfg.batch_size * self.world / max(dt, 1e-9)
+                batch = self.data_cfg.upsampler_batch_size if c.upsampler_only else self.data_cfg.batch_size
+                sps = (self.step - n_last) * batch * self.world / max(dt, 1e-9)
                 t_last, n_last = time.time(), self.step
                 stats.update(lr=self._lr(c.lr), samples_per_s=sps)
-                bar.set_postfix(loss=f"{stats['loss_denoise']:.4f}", up=f"{stats.get('loss_upsampler', float('nan')):.4f}",
-                                acc=f"{stats['scroll_acc']:.2f}", sps=f"{sps:.0f}")
+                bar.set_postfix(loss=f"{stats.get('loss_denoise', float('nan')):.4f}",
+                                up=f"{stats.get('loss_upsampler', float('nan')):.4f}",
+                                acc=f"{stats.get('scroll_acc', float('nan')):.2f}", sps=f"{sps:.0f}")
                 self.log.scalars(stats, self.step)
             if self.rank == 0 and (self.step % c.image_every == 0 or self.step == c.steps):
                 self.log.strip(sample_strip(self.ema, self.segments, self.pool, self.sampler_cfg, self.device, self.amp),
@@ -258,12 +267,16 @@ class Trainer:
         how a new machine continues training from what git holds (run dirs do not travel)."""
         from smbwm.models.world_model import resolve_checkpoint
         model, meta = WorldModel.load(resolve_checkpoint(path), self.device)     # CheckpointError: one line
+        sd = model.state_dict()
+        if model.upsampler.cfg.diffusion != self.model.upsampler.cfg.diffusion:      # deterministic -> diffusion
+            up = self.model.upsampler.from_deterministic(model.upsampler.state_dict())
+            sd = {k: v for k, v in sd.items() if not k.startswith("upsampler.")} | {f"upsampler.{k}": v for k, v in up.items()}
         try:
-            self.model.load_state_dict(model.state_dict())
+            self.model.load_state_dict(sd)
         except RuntimeError as e:
             raise CheckpointError(f"init_from={path}: its model has other sizes than model.* here "
                                   f"({str(e).splitlines()[0][:160]})") from None
-        self.ema.load_state_dict(model.state_dict())
+        self.ema.load_state_dict(sd)
         self.step = int(meta.get("step", 0))
         self.up_steps = int(meta.get("upsampler_steps", 0))
         self.lr_origin = self.step      # a fresh optimizer warms up again
