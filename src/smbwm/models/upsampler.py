@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from smbwm.models.blocks import FourierFeatures
 from smbwm.models.motion import area_downsample
+from smbwm.models.palette import NES_PALETTE, palette_index, palette_tensor
 from smbwm.models.sampler import SamplerConfig, edm_loss_weight, edm_precond, sample_residual
 
 FACTOR = 4
@@ -50,6 +51,10 @@ class UpsamplerConfig:
     # prior by more than this; elsewhere the frame is the prior as is. Mario and the revealed strip are
     # ~1 % of the frame: the network then spends itself there instead of on removing noise from sky.
     mask_threshold: float = 0.0
+    # Pick each full-res pixel's colour from the NES palette (models.palette): logits per colour,
+    # trained with cross-entropy, argmax at play. A pixel is one palette colour, never a blend of two.
+    palette: bool = False
+    keep_prior: float = 4.0        # initial logit bonus of the prior's own colour: the net starts as "the prior"
 
 
 class _Block(nn.Module):
@@ -73,6 +78,15 @@ class Upsampler(nn.Module):
         c = cfg.channels
         self.conv_in = nn.Conv2d(unshuffled * (2 if cfg.diffusion else 1) + 6, c, 3, padding=1)
         self.body = nn.ModuleList([_Block(c) for _ in range(cfg.blocks)])
+        if cfg.palette:
+            if cfg.diffusion:
+                raise ValueError("model.upsampler: palette and diffusion are two different kinds; pick one")
+            self.palette_out = nn.Conv2d(c, FACTOR * FACTOR * len(NES_PALETTE), 1)   # logits of each 4x4 cell's 16 pixels
+            nn.init.zeros_(self.palette_out.weight)
+            nn.init.zeros_(self.palette_out.bias)
+            self.keep_prior = nn.Parameter(torch.tensor(float(cfg.keep_prior)))
+            self.register_buffer("colours", palette_tensor(), persistent=False)       # (K, 3)
+            return
         self.conv_out = nn.Conv2d(c, unshuffled, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)   # starts as "the prior"
         nn.init.zeros_(self.conv_out.bias)
@@ -81,10 +95,14 @@ class Upsampler(nn.Module):
             self.noise_mlp = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
 
     def from_deterministic(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A deterministic upsampler's weights as a start for this diffusion one: the noisy-residual
-        inputs get zero weights and the noise-level embedding outputs zero, so the network begins as
-        the deterministic one and learns to use the noise from there."""
+        """A deterministic upsampler's weights as a start for this diffusion or palette one. Diffusion:
+        the noisy-residual inputs get zero weights and the noise-level embedding outputs zero, so the
+        network begins as the deterministic one. Palette: the body is kept, the new head starts at
+        "keep the prior's colour"."""
         own = self.state_dict()
+        if self.cfg.palette and "conv_out.weight" in state:
+            return {k: v for k, v in state.items() if not k.startswith("conv_out.")} | \
+                {k: v for k, v in own.items() if k.startswith("palette_out.") or k == "keep_prior"}
         w = state["conv_in.weight"]
         if not self.cfg.diffusion or own["conv_in.weight"].shape[1] != w.shape[1] + 3 * FACTOR * FACTOR:
             return state                   # nothing to adapt: load_state_dict reports what does not fit
@@ -94,9 +112,9 @@ class Upsampler(nn.Module):
         out["noise_mlp.2.bias"] = torch.zeros_like(own["noise_mlp.2.bias"])
         return out
 
-    def _net(self, prior_full: torch.Tensor, low: torch.Tensor, noisy: torch.Tensor | None = None,
-             c_noise: torch.Tensor | None = None) -> torch.Tensor:
-        """-> (B,3,240,256) correction of the prior; `noisy` (B,3,240,256) the scaled noisy residual."""
+    def _features(self, prior_full: torch.Tensor, low: torch.Tensor, noisy: torch.Tensor | None = None,
+                  c_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """-> (B,c,60,64) the body's features; `noisy` (B,3,240,256) the scaled noisy residual."""
         correction_low = low - area_downsample(prior_full, FACTOR)
         parts = [F.pixel_unshuffle(prior_full, FACTOR), low, correction_low]
         if noisy is not None:
@@ -107,7 +125,18 @@ class Upsampler(nn.Module):
             emb = self.noise_mlp(self.noise_emb(c_noise))[:, :, None, None].to(h.dtype)   # (B,c,1,1)
         for block in self.body:
             h = block(h, emb)
-        return F.pixel_shuffle(self.conv_out(h).float(), FACTOR)
+        return h
+
+    def _net(self, prior_full: torch.Tensor, low: torch.Tensor, noisy: torch.Tensor | None = None,
+             c_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """-> (B,3,240,256) correction of the prior."""
+        return F.pixel_shuffle(self.conv_out(self._features(prior_full, low, noisy, c_noise)).float(), FACTOR)
+
+    def palette_logits(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        """-> (B,K,240,256) logits of each pixel's palette colour (palette kind)."""
+        logits = F.pixel_shuffle(self.palette_out(self._features(prior_full, low)).float(), FACTOR)
+        keep = F.one_hot(palette_index(prior_full), len(NES_PALETTE)).movedim(-1, 1)      # (B,K,H,W)
+        return logits + self.keep_prior * keep
 
     def change_mask(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor | None:
         """(B,1,240,256) 1 where the diffusion draws, 0 where the prior stands; None: everywhere."""
@@ -135,6 +164,8 @@ class Upsampler(nn.Module):
             else:      # D is 0 outside the mask, so each Euler step shrinks the noise there to 0
                 denoise = lambda x, s: m * self.denoise(m * x, s, prior_full, low)   # noqa: E731
             out = prior_full + sample_residual(denoise, tuple(prior_full.shape), steps, prior_full.device, generator)
+        elif self.cfg.palette:
+            out = self.colours[self.palette_logits(prior_full, low).argmax(1)].movedim(-1, 1)  # (B,3,H,W)
         else:
             out = prior_full + self._net(prior_full, low)
         return out.clamp(-1, 1) if clamp else out
@@ -161,6 +192,9 @@ class Upsampler(nn.Module):
             err = ((denoised - residual) ** 2).mean(1, keepdim=True)                  # (B,1,H,W)
             per_frame = (err * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1.0)
             loss = (edm_loss_weight(sigma, c.sigma_data) * per_frame).mean()
+        elif c.palette:
+            err = F.cross_entropy(self.palette_logits(prior_full, low), palette_index(target), reduction="none")[:, None]
+            loss = (err * w).sum() / w.sum()
         else:
             pred = self(prior_full, low, clamp=False)
             err = (pred - target).abs().mean(1, keepdim=True) + ((pred - target) ** 2).mean(1, keepdim=True)

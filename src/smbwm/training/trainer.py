@@ -268,7 +268,7 @@ class Trainer:
         from smbwm.models.world_model import resolve_checkpoint
         model, meta = WorldModel.load(resolve_checkpoint(path), self.device)     # CheckpointError: one line
         sd = model.state_dict()
-        if model.upsampler.cfg.diffusion != self.model.upsampler.cfg.diffusion:      # deterministic -> diffusion
+        if any(getattr(model.upsampler.cfg, k) != getattr(self.model.upsampler.cfg, k) for k in ("diffusion", "palette")):
             up = self.model.upsampler.from_deterministic(model.upsampler.state_dict())
             sd = {k: v for k, v in sd.items() if not k.startswith("upsampler.")} | {f"upsampler.{k}": v for k, v in up.items()}
         try:
