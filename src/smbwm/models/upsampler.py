@@ -81,7 +81,7 @@ class Upsampler(nn.Module):
         if cfg.palette:
             if cfg.diffusion:
                 raise ValueError("model.upsampler: palette and diffusion are two different kinds; pick one")
-            self.palette_out = nn.Conv2d(c, FACTOR * FACTOR * len(NES_PALETTE), 1)   # logits of each 4x4 cell's 16 pixels
+            self.palette_out = nn.Linear(c, len(NES_PALETTE) * FACTOR * FACTOR)     # a cell's 16 pixels' logits
             nn.init.zeros_(self.palette_out.weight)
             nn.init.zeros_(self.palette_out.bias)
             self.keep_prior = nn.Parameter(torch.tensor(float(cfg.keep_prior)))
@@ -132,11 +132,21 @@ class Upsampler(nn.Module):
         """-> (B,3,240,256) correction of the prior."""
         return F.pixel_shuffle(self.conv_out(self._features(prior_full, low, noisy, c_noise)).float(), FACTOR)
 
-    def palette_logits(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        """-> (B,K,240,256) logits of each pixel's palette colour (palette kind)."""
-        logits = F.pixel_shuffle(self.palette_out(self._features(prior_full, low)).float(), FACTOR)
-        keep = F.one_hot(palette_index(prior_full), len(NES_PALETTE)).movedim(-1, 1)      # (B,K,H,W)
-        return logits + self.keep_prior * keep
+    def _cells(self, prior_full: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Palette kind: the 4x4 cells it draws (B,60,64) bool (the change mask, or all), their
+        logits (N,K,16) (N cells, K colours, 16 pixels) and their prior colours (N,16)."""
+        m = self.change_mask(prior_full, low)
+        cells = torch.ones_like(low[:, 0], dtype=torch.bool) if m is None else m[:, 0, ::FACTOR, ::FACTOR] > 0
+        h = self._features(prior_full, low).permute(0, 2, 3, 1)[cells]                      # (N, c)
+        logits = self.palette_out(h).float().view(len(h), len(NES_PALETTE), FACTOR * FACTOR)
+        prior_idx = self._cell_pixels(palette_index(prior_full)[:, None], cells)            # (N, 16)
+        keep = self.keep_prior.expand(prior_idx.shape).to(logits.dtype)
+        return cells, logits.scatter_add(1, prior_idx[:, None], keep[:, None]), prior_idx
+
+    @staticmethod
+    def _cell_pixels(x: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """(B,C,240,256) -> (N, C*16) the pixels of the chosen cells, channel-major (pixel_unshuffle's order)."""
+        return F.pixel_unshuffle(x.float(), FACTOR).permute(0, 2, 3, 1)[cells].to(x.dtype)
 
     def change_mask(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor | None:
         """(B,1,240,256) 1 where the diffusion draws, 0 where the prior stands; None: everywhere."""
@@ -165,7 +175,10 @@ class Upsampler(nn.Module):
                 denoise = lambda x, s: m * self.denoise(m * x, s, prior_full, low)   # noqa: E731
             out = prior_full + sample_residual(denoise, tuple(prior_full.shape), steps, prior_full.device, generator)
         elif self.cfg.palette:
-            out = self.colours[self.palette_logits(prior_full, low).argmax(1)].movedim(-1, 1)  # (B,3,H,W)
+            cells, logits, _ = self._cells(prior_full, low)
+            un = F.pixel_unshuffle(prior_full.float(), FACTOR).permute(0, 2, 3, 1).contiguous()    # (B,60,64,48)
+            un[cells] = self.colours[logits.argmax(1)].transpose(1, 2).reshape(len(logits), -1)   # (N, 3*16)
+            out = F.pixel_shuffle(un.permute(0, 3, 1, 2), FACTOR)
         else:
             out = prior_full + self._net(prior_full, low)
         return out.clamp(-1, 1) if clamp else out
@@ -192,9 +205,11 @@ class Upsampler(nn.Module):
             err = ((denoised - residual) ** 2).mean(1, keepdim=True)                  # (B,1,H,W)
             per_frame = (err * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1.0)
             loss = (edm_loss_weight(sigma, c.sigma_data) * per_frame).mean()
-        elif c.palette:
-            err = F.cross_entropy(self.palette_logits(prior_full, low), palette_index(target), reduction="none")[:, None]
-            loss = (err * w).sum() / w.sum()
+        elif c.palette:                        # cross-entropy on the cells it draws; the rest is the prior
+            cells, logits, _ = self._cells(prior_full, low)
+            err = F.cross_entropy(logits, self._cell_pixels(palette_index(target)[:, None], cells), reduction="none")
+            w = self._cell_pixels(w, cells)                                                   # (N, 16)
+            loss = (err * w).sum() / w.sum().clamp_min(1.0)
         else:
             pred = self(prior_full, low, clamp=False)
             err = (pred - target).abs().mean(1, keepdim=True) + ((pred - target) ** 2).mean(1, keepdim=True)
