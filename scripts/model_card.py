@@ -30,6 +30,9 @@ def fidelity_table(report: dict) -> str:
         if "psnr_240x256_upsampler_real_lowres" in nf:
             lines.append(f"| {name} | next-frame PSNR 240x256, upsampler alone on the real 60x64 frame (dB) | "
                          f"{fmt(nf['psnr_240x256_upsampler_real_lowres'])} | |")
+        for key, what in (("mario_drawn", "the dream"), ("mario_drawn_upsampler_real_lowres", "the upsampler alone on the real 60x64 frame")):
+            if nf.get(key) is not None:
+                lines.append(f"| {name} | next frame: Mario drawn as a sprite near the game's, {what} | {fmt(nf[key])} | |")
         r = s.get("rollout", {})
         for h, v in r.get("psnr_240x256", {}).items():
             lines.append(f"| {name} | rollout PSNR 240x256 at {h} steps (dB) | {fmt(v)} | "
@@ -90,14 +93,18 @@ def main() -> None:
         params = {k: sum(p.numel() for p in getattr(m, k).parameters()) / 1e6 for k in ("denoiser", "upsampler")}
     except Exception:  # noqa: BLE001 - the card is still useful without parameter counts
         pass
+    up = meta.get("upsampler", {})
+    kind = ("one pass that picks each pixel's NES palette colour" if up.get("palette") else
+            f"{up.get('sample_steps')} diffusion steps" if up.get("diffusion") else "one pass")
+    alone = f" ({meta['upsampler_only_steps']} of them alone, the denoiser frozen)" if meta.get("upsampler_only_steps") else ""
     card = f"""# The shipped world model
 
 Denoiser (60x64, EDM, residual over the scroll-shifted last frame, with the scroll head) and upsampler
-(60x64 -> 240x256, one pass) as fp16 safetensors; `model.json` holds their configs and the training
+(60x64 -> 240x256, {kind}) as fp16 safetensors; `model.json` holds their configs and the training
 config. `python src/play.py` and `python src/evaluate.py` use this folder by default.
 
 - Parameters: denoiser {fmt(params.get('denoiser'))} M (incl. scroll head), upsampler {fmt(params.get('upsampler'))} M
-- Training: {meta.get('step')} denoiser steps of batch {cfg.get('data', {}).get('batch_size')}, {meta.get('upsampler_steps')} upsampler steps,
+- Training: {meta.get('step')} denoiser steps of batch {cfg.get('data', {}).get('batch_size')}, {meta.get('upsampler_steps')} upsampler steps{alone},
   {fmt(a.cpu_hours)} hours on a 2-core CPU (bf16 autocast + channels_last)
 - Training frames: {meta.get('frames')}
 - Sampler for play and evaluation: {report['sampler']['num_steps']} steps, order {report['sampler']['order']}

@@ -51,3 +51,25 @@ def test_palette_upsampler_learns_the_next_frame_of_real_play(real_episodes):
         loss.backward()
         opt.step()
     assert loss.item() < 0.7 * first
+
+
+def test_upsampler_only_training_turns_a_checkpoint_into_a_palette_one_and_leaves_the_denoiser(
+        tiny_checkpoint, real_episodes, tmp_path):
+    import json
+
+    from conftest import compose
+    from main import run
+    from smbwm.models.world_model import WorldModel
+    step = json.loads((tiny_checkpoint / "model.json").read_text())["step"]
+    run(compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
+                            f"init_from={tiny_checkpoint}", "training.upsampler_only=true", f"training.steps={step + 3}",
+                            f"training.checkpoint_every={step + 3}", "model.upsampler.palette=true",
+                            "model.upsampler.mask_threshold=0.1"]), tmp_path)
+    out = tmp_path / "checkpoints" / f"step_{step + 3:07d}"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["step"] == step and meta["upsampler_only_steps"] == 3        # the denoiser's steps stay its own
+    before, _ = WorldModel.load(tiny_checkpoint)
+    after, _ = WorldModel.load(out)
+    assert after.upsampler.cfg.palette
+    for (k, a), b in zip(after.denoiser.state_dict().items(), before.denoiser.state_dict().values()):
+        assert torch.equal(a, b), k

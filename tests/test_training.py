@@ -144,6 +144,8 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     nf = s["next_frame"]
     assert nf["samples"] == 8 and 0 < nf["psnr_240x256_copy_last"] < 100 and 0 < nf["ssim_240x256"] <= 1
     assert 0 < nf["psnr_240x256_upsampler_real_lowres"] < 100          # the upsampler's share of the error
+    for k in ("mario_drawn", "mario_drawn_upsampler_real_lowres"):     # Mario drawn near the game's, next frame
+        assert 0 <= nf[k] <= 1, k
     assert set(s["rollout"]["psnr_240x256"]) == set(s["rollout"]["psnr_240x256_real_scroll"]) == {"1", "5", "15", "30"}
     assert 0 < s["rollout"]["psnr_240x256_real_scroll"]["30"] < 100
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1

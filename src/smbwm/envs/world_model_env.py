@@ -117,7 +117,7 @@ class WorldModelEnv(gym.Env):
             raise ValueError(f"action must be a NES button byte 0..255, got {action!r}")
         acts = self._mh[self._acts + [a]][None].to(self.device)                     # (1, c, 6)
         out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen)
-        self._obs = torch.cat([self._obs[:, 1:], out.context[:, None]], 1)
+        self._obs = torch.cat([self._obs[:, 1:], out.low[:, None]], 1)
         self._full = out.full
         self._acts = self._acts[1:] + [a]
         k = int(out.scroll[0])

@@ -15,6 +15,7 @@ from smbwm import actions as A
 from smbwm.data.episode import episode_length, read_episode, read_frames
 from smbwm.data.lowres import downsample
 from smbwm.evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
+from smbwm.evaluation.playability import PlayabilityConfig, find_mario
 from smbwm.models.motion import estimate_scrolls
 from smbwm.models.world_model import WorldModel, to_model, to_uint8
 from smbwm.utils.device import autocast, autocast_dtype
@@ -81,7 +82,7 @@ class Rollout:
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
             o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k)
-            obs = torch.cat([obs[:, 1:], o.context[:, None]], 1)
+            obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
             outs_full.append(to_uint8(o.full))
@@ -116,6 +117,19 @@ class Rollout:
             return to_uint8(self.model.upsampler(self.model.shift_full(last, k), low).float())
 
 
+def _mario_drawn(found: dict[str, list]) -> dict:
+    """Of the next frames where the game shows Mario, the share where the dream (and the upsampler
+    alone, given the real low-res frame) draws him as a sprite within PlayabilityConfig.near_px of him."""
+    near = PlayabilityConfig().near_px
+    joined = {k: [np.concatenate(v) for v in zip(*batches)] for k, batches in found.items()}   # shown, x, y
+    rs, rx, ry = joined["real"]
+    out = {}
+    for k, key in (("dream", "mario_drawn"), ("upsampler", "mario_drawn_upsampler_real_lowres")):
+        s, x, y = joined[k]
+        out[key] = float((s & (np.hypot(x - rx, y - ry) <= near))[rs].mean()) if rs.any() else None
+    return out
+
+
 def _batches(items, n):
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -131,6 +145,7 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
     if not segs:
         return {"error": f"no episode has {c + 1} frames"}, {}
     pf, pl, cf, cl, sf, sfc, pu = [], [], [], [], [], [], []
+    mario = {"real": [], "dream": [], "upsampler": []}           # is Mario drawn where the game has him
     for b in tqdm(list(_batches(segs, cfg.batch_size)), desc=f"next-frame {name}", leave=False):
         dream_full, dream_low, _ = roll.run(b, 1)
         real = np.stack([s.frames[c] for s in b])
@@ -141,13 +156,17 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
         cl += list(psnr_per_frame(downsample(last), downsample(real)))
         sf.append(ssim(dream_full[:, 0], real))
         sfc.append(ssim(last, real))
-        pu += list(psnr_per_frame(roll.upsample_real(b), real))
+        up = roll.upsample_real(b)
+        pu += list(psnr_per_frame(up, real))
+        for k, frames in (("real", real), ("dream", dream_full[:, 0]), ("upsampler", up)):
+            mario[k].append(find_mario(frames))
     rep = {"episodes": len(paths), "next_frame": {
         "samples": len(segs),
         "psnr_240x256": float(np.mean(pf)), "psnr_240x256_copy_last": float(np.mean(cf)),
         "psnr_60x64": float(np.mean(pl)), "psnr_60x64_copy_last": float(np.mean(cl)),
         "ssim_240x256": float(np.mean(sf)), "ssim_240x256_copy_last": float(np.mean(sfc)),
-        "psnr_240x256_upsampler_real_lowres": float(np.mean(pu))}}
+        "psnr_240x256_upsampler_real_lowres": float(np.mean(pu)),
+        **_mario_drawn(mario)}}
     # open-loop rollouts with the real actions
     hmax = max(cfg.horizons)
     rsegs = pick_segments(paths, c + hmax, cfg.rollouts, rng, name)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
-from smbwm.models.motion import apply_scroll, area_downsample
+from smbwm.models.motion import apply_scroll
 from smbwm.models.sampler import SamplerConfig
 from smbwm.models.upsampler import Upsampler, UpsamplerConfig
 from smbwm.utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
@@ -43,11 +43,10 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class StepOutput:
-    low: torch.Tensor        # (B, 3, 60, 64) the denoiser's frame
+    low: torch.Tensor        # (B, 3, 60, 64)
     full: torch.Tensor       # (B, 3, 240, 256)
     scroll: torch.Tensor     # (B,) int
     timings_ms: dict
-    context: torch.Tensor    # (B, 3, 60, 64) the low-res frame the next step reads
 
 
 class WorldModel(nn.Module):
@@ -76,11 +75,8 @@ class WorldModel(nn.Module):
             t1 = time.perf_counter()
             full = self.upsampler(self.shift_full(last_full, scroll), low, generator=generator).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
-            # A sampling upsampler draws one Mario where the low-res frame holds a blur of several:
-            # the next step continues from the frame the player sees, not from the blur.
-            context = area_downsample(full) if self.upsampler.cfg.diffusion else low
         times["total"] = (time.perf_counter() - t0) * 1e3
-        return StepOutput(low, full, scroll, times, context)
+        return StepOutput(low, full, scroll, times)
 
     def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip

@@ -63,7 +63,8 @@ class TrainerConfig:
     self_context_steps: int = 0
     self_context_fraction: float = 0.5
     # Train the upsampler alone, the denoiser and scroll head frozen as loaded (init_from): every
-    # iteration is one upsampler step, and `steps` counts those iterations.
+    # iteration is one upsampler step. `steps` counts all iterations; model.json's `step` stays the
+    # denoiser's and `upsampler_only_steps` counts these.
     upsampler_only: bool = False
 
 
@@ -115,6 +116,7 @@ class Trainer:
         self.segments = SegmentSampler(episodes, denoiser.context, data.weighting, cfg.seed + 1000 * self.rank)
         self.pool = FramePairPool(episodes, data.pool_size, cfg.seed + 1000 * self.rank)
         self.step, self.up_steps = 0, 0
+        self.up_only_steps = 0      # iterations of upsampler_only: the denoiser's steps are step - up_only_steps
         self.lr_origin = 0          # the step the learning-rate warm-up counts from (init_from: its step)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.full_config = full_config
@@ -201,6 +203,7 @@ class Trainer:
             if c.upsampler_only:
                 stats = {}
                 up_stats = self.train_upsampler()
+                self.up_only_steps += 1
             else:
                 batch, self._data_state = self.prefetch.next()
                 stats = self.train_denoiser(batch)
@@ -239,7 +242,8 @@ class Trainer:
             return None
         name = f"step_{self.step:07d}"
         folder = self.ckpt_dir / name
-        meta = {"step": self.step, "upsampler_steps": self.up_steps, "frames": self.frames,
+        meta = {"step": self.step - self.up_only_steps, "upsampler_steps": self.up_steps, "frames": self.frames,
+                "upsampler_only_steps": self.up_only_steps,
                 "config": self.full_config}
         self.ema.save(folder, meta)                                 # the weights people play with
         st = folder / "train_state"
@@ -249,7 +253,7 @@ class Trainer:
             tensors, rest[key] = optimizer_to_files(opt)
             save_tensors(st / f"{key}.safetensors", tensors)
         save_tensors(st / "rng.safetensors", {"torch": torch.get_rng_state()})
-        save_json(st / "state.json", {"step": self.step, "up_steps": self.up_steps, "lr_origin": self.lr_origin, "optim": rest,
+        save_json(st / "state.json", {"step": self.step, "up_steps": self.up_steps, "up_only_steps": self.up_only_steps, "lr_origin": self.lr_origin, "optim": rest,
                                       "segments": self._data_state, "pool": self.pool.state()})
         save_json(self.ckpt_dir / "latest.json", {"latest": name})
         tmp = self.ckpt_dir / "latest.tmp"
@@ -279,6 +283,8 @@ class Trainer:
         self.ema.load_state_dict(sd)
         self.step = int(meta.get("step", 0))
         self.up_steps = int(meta.get("upsampler_steps", 0))
+        self.up_only_steps = int(meta.get("upsampler_only_steps", 0))
+        self.step += self.up_only_steps
         self.lr_origin = self.step      # a fresh optimizer warms up again
         if self.rank == 0:
             print(f"initialised from {path} (step {self.step}; optimizer state starts fresh)")
@@ -296,6 +302,7 @@ class Trainer:
             optimizer_from_files(opt, load_tensors(st / f"{key}.safetensors"), s["optim"][key])
         torch.set_rng_state(load_tensors(st / "rng.safetensors")["torch"])
         self.step, self.up_steps, self.lr_origin = s["step"], s["up_steps"], s.get("lr_origin", 0)
+        self.up_only_steps = s.get("up_only_steps", 0)
         self.segments.load_state(s["segments"])
         self.pool.load_state(s["pool"])
         if self.rank == 0:
