@@ -132,28 +132,35 @@ class Upsampler(nn.Module):
         """-> (B,3,240,256) correction of the prior."""
         return F.pixel_shuffle(self.conv_out(self._features(prior_full, low, noisy, c_noise)).float(), FACTOR)
 
-    def _cells(self, prior_full: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Palette kind: the 4x4 cells it draws (B,60,64) bool (the change mask, or all), their
-        logits (N,K,16) (N cells, K colours, 16 pixels) and their prior colours (N,16)."""
-        m = self.change_mask(prior_full, low)
-        cells = torch.ones_like(low[:, 0], dtype=torch.bool) if m is None else m[:, 0, ::FACTOR, ::FACTOR] > 0
+    def _cells(self, prior_full: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Palette kind: the 4x4 cells it draws (B,60,64) bool (the changed ones, or all) and their
+        logits (N,K,16) (N cells, K colours, 16 pixels)."""
+        cells = self.changed_cells(prior_full, low)
+        if cells is None:
+            cells = torch.ones_like(low[:, 0], dtype=torch.bool)
         h = self._features(prior_full, low).permute(0, 2, 3, 1)[cells]                      # (N, c)
         logits = self.palette_out(h).float().view(len(h), len(NES_PALETTE), FACTOR * FACTOR)
         prior_idx = self._cell_pixels(palette_index(prior_full)[:, None], cells)            # (N, 16)
         keep = self.keep_prior.expand(prior_idx.shape).to(logits.dtype)
-        return cells, logits.scatter_add(1, prior_idx[:, None], keep[:, None]), prior_idx
+        return cells, logits.scatter_add(1, prior_idx[:, None], keep[:, None])
 
     @staticmethod
     def _cell_pixels(x: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """(B,C,240,256) -> (N, C*16) the pixels of the chosen cells, channel-major (pixel_unshuffle's order)."""
         return F.pixel_unshuffle(x.float(), FACTOR).permute(0, 2, 3, 1)[cells].to(x.dtype)
 
-    def change_mask(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor | None:
-        """(B,1,240,256) 1 where the diffusion draws, 0 where the prior stands; None: everywhere."""
+    def changed_cells(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor | None:
+        """(B,60,64) bool: the cells where the low-res frame differs from the prior, and their
+        neighbours; None when mask_threshold is 0 (every cell is drawn)."""
         if self.cfg.mask_threshold <= 0:
             return None
         differs = (low - area_downsample(prior_full, FACTOR)).abs().amax(1, keepdim=True) > self.cfg.mask_threshold
-        return F.interpolate(F.max_pool2d(differs.float(), 3, 1, 1), scale_factor=FACTOR, mode="nearest")
+        return F.max_pool2d(differs.float(), 3, 1, 1)[:, 0] > 0
+
+    def change_mask(self, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor | None:
+        """(B,1,240,256) 1 where the upsampler draws, 0 where the prior stands; None: everywhere."""
+        cells = self.changed_cells(prior_full, low)
+        return None if cells is None else F.interpolate(cells[:, None].float(), scale_factor=FACTOR, mode="nearest")
 
     def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor, prior_full: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         """D(noisy; sigma): the denoised full-res residual `next - prior_full` (diffusion kind)."""
@@ -175,7 +182,7 @@ class Upsampler(nn.Module):
                 denoise = lambda x, s: m * self.denoise(m * x, s, prior_full, low)   # noqa: E731
             out = prior_full + sample_residual(denoise, tuple(prior_full.shape), steps, prior_full.device, generator)
         elif self.cfg.palette:
-            cells, logits, _ = self._cells(prior_full, low)
+            cells, logits = self._cells(prior_full, low)
             un = F.pixel_unshuffle(prior_full.float(), FACTOR).permute(0, 2, 3, 1).contiguous()    # (B,60,64,48)
             un[cells] = self.colours[logits.argmax(1)].transpose(1, 2).reshape(len(logits), -1)   # (N, 3*16)
             out = F.pixel_shuffle(un.permute(0, 3, 1, 2), FACTOR)
@@ -206,7 +213,7 @@ class Upsampler(nn.Module):
             per_frame = (err * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1.0)
             loss = (edm_loss_weight(sigma, c.sigma_data) * per_frame).mean()
         elif c.palette:                        # cross-entropy on the cells it draws; the rest is the prior
-            cells, logits, _ = self._cells(prior_full, low)
+            cells, logits = self._cells(prior_full, low)
             err = F.cross_entropy(logits, self._cell_pixels(palette_index(target)[:, None], cells), reduction="none")
             w = self._cell_pixels(w, cells)                                                   # (N, 16)
             loss = (err * w).sum() / w.sum().clamp_min(1.0)
