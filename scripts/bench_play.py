@@ -4,6 +4,7 @@ scaling, drawing), headless with SDL's dummy driver, as `python src/play.py --he
     python scripts/bench_play.py                       # default config, shipped checkpoint
     python scripts/bench_play.py --checkpoint runs/tiny/checkpoints --runs 3 --frames 60
     python scripts/bench_play.py --sampler sharp --modes dream --threads 1
+    python scripts/bench_play.py --modes dream --backend torch,openvino   # one row per backend
 
 Prints one table row per mode (median over runs) and writes the numbers to --json.
 """
@@ -28,16 +29,16 @@ from smbwm.utils.paths import REPO_ROOT  # noqa: E402
 MODES = {"dream": [], "compare": ["--compare"], "real": ["--real"]}
 
 
-def bench(mode: str, extra: list[str], runs: int, frames: int) -> dict:
+def bench(mode: str, extra: list[str], runs: int, frames: int, backend: str = "auto") -> dict:
     rows = []
     for r in range(runs):
         with tempfile.TemporaryDirectory() as out:
-            argv = [*MODES[mode], *extra, "--headless", "--frames", str(frames), "--actions", "random",
+            argv = [*MODES[mode], *extra, "--backend", backend, "--headless", "--frames", str(frames), "--actions", "random",
                     "--seed", str(r), "--out", out]
             rows.append(run_headless(parse_args(argv)))
     timings = {k: float(np.median([row["timings_ms_median"].get(k, np.nan) for row in rows]))
                for k in rows[0]["timings_ms_median"]}
-    return {"mode": mode, "runs": runs, "frames": frames,
+    return {"mode": mode, "backend": rows[0]["backend"] or "-", "runs": runs, "frames": frames,
             "fps_median": float(np.median([row["fps"] for row in rows])),
             "fps_runs": [round(row["fps"], 2) for row in rows],
             "step_ms_median": float(np.median([row["step_ms_median"] for row in rows])),
@@ -57,6 +58,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
+    p.add_argument("--backend", default="auto",
+                   help="the player's --backend: auto, torch, openvino, or a comma list (one row each)")
     p.add_argument("--json", default=str(REPO_ROOT / "runs" / "bench_play.json"))
     a = p.parse_args()
     extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
@@ -64,17 +67,18 @@ def main() -> int:
     results = []
     try:
         for mode in a.modes.split(","):
-            results.append(bench(mode.strip(), extra, a.runs, a.frames))
+            for backend in (a.backend.split(",") if mode.strip() != "real" else ["auto"]):
+                results.append(bench(mode.strip(), extra, a.runs, a.frames, backend.strip()))
     except PlayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"\nplayer pipeline, headless, {a.frames} steps x {a.runs} runs, torch threads {torch_threads()}, "
           f"checkpoint {a.checkpoint or 'checkpoints/ (shipped)'}")
-    print(f"{'mode':8} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'CPU ms/step':>11} {'polls/s':>8} "
+    print(f"{'mode':8} {'backend':9} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'CPU ms/step':>11} {'polls/s':>8} "
           f"{'denoise':>8} {'load 1m':>14}  env timings ms (median)")
     for r in results:
         t = ", ".join(f"{k} {v:.1f}" for k, v in r["timings_ms_median"].items())
-        print(f"{r['mode']:8} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
+        print(f"{r['mode']:8} {r['backend']:9} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
               f"{r['cpu_ms_per_step']:11.1f} {r['input_polls_per_s']:8.1f} {str(r['denoising_steps']):>8} "
               f"{str(r['load_average']):>14}  {t}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ class PlayConfig:
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = "fast"
     compile: bool = False              # torch.compile the model (faster frames, slower start)
+    backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
     device: str = "auto"
     threads: int | None = None         # torch threads; None: torch's default (all cores)
     record: str | None = None          # directory for human-source episodes
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampler preset: fast (1 step, game speed), sharp (2 steps), quality (3 Heun steps)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
+    p.add_argument("--backend", choices=("auto", "torch", "openvino"), default=d.backend,
+                   help="what runs the networks: openvino (faster on a CPU), torch (the reference), or auto "
+                        "(default: openvino on a CPU where it is installed, else torch)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: all cores; 1 on a busy machine)")
     p.add_argument("--record", metavar="DIR", help="save every episode played (source dream/human or nes/human)")
@@ -102,6 +106,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
         raise PlayError(f"--max-episode-steps must be >= 1, got {cfg.max_episode_steps}")
+    if cfg.compile and cfg.backend == "openvino":
+        raise PlayError("--compile is torch's compiler; with --backend openvino leave it out (or use --backend torch)")
     if cfg.denoising_steps is not None and cfg.denoising_steps < 1:
         raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
     if cfg.headless:

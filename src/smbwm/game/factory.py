@@ -33,10 +33,13 @@ def make_dream(cfg: PlayConfig) -> Any:
         # The session picks starts itself and truncates both sides of --compare at the same step,
         # so the env's own episode limit is out of the way.
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.denoising_steps,
-                                 sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile)
+                                 sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile,
+                                 backend=cfg.backend)
     except mod.CheckpointError as e:
         msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
+    except mod.OpenVINOUnavailable as e:
+        raise PlayError(f"--backend openvino: {one_line(e)}; or play with --backend torch") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pass --spawn DIR") from None
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; anything it raises is one line

@@ -69,7 +69,9 @@ def open_renderer(sides: list[str], scale: int) -> Renderer:
 
 
 def run_window(cfg: PlayConfig) -> dict[str, Any]:
-    print(f"loading {cfg.mode}" + (" (compiling the model: ~1 min the first time)" if cfg.compile else "") + " ...", flush=True)
+    note = " (compiling the model: ~1 min the first time)" if cfg.compile else \
+        (" (OpenVINO converts the model the first time: ~15 s)" if cfg.backend != "torch" and cfg.mode != "real" else "")
+    print(f"loading {cfg.mode}{note} ...", flush=True)
     session = Session(cfg)
     try:
         renderer = open_renderer(session.sides, cfg.scale)
@@ -137,6 +139,7 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "step_ms_median": round(float(np.median(log.step_ms)), 2) if log.step_ms else None,
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
+        "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
         "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
         "actions": {A.name(b): int(c) for b, c in zip(*np.unique(np.array(log.actions, np.int64), return_counts=True))}
         if log.actions else {},

@@ -2,6 +2,7 @@
 the shipped checkpoints, the spawn points or the config folders imports them from here."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -18,3 +19,9 @@ def from_repo(path: str | Path) -> Path:
     path relative to the repository root (so `checkpoints/...` works from any directory)."""
     p = Path(path)
     return p if p.is_absolute() or p.exists() else REPO_ROOT / p
+
+
+def cache_dir() -> Path:
+    """Where derived files are cached between runs (OpenVINO's converted models): $SMBWM_CACHE, else
+    ~/.cache/smbwm. Anything in it can be deleted; it is rebuilt on demand."""
+    return Path(os.environ.get("SMBWM_CACHE") or Path.home() / ".cache" / "smbwm")
