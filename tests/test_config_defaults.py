@@ -30,6 +30,24 @@ def test_sampler_presets_hold_what_differs_and_load_whole():
         assert compose("trainer", [f"sampler={f.stem}"]).sampler.keys() >= {x.name for x in dataclasses.fields(SamplerConfig)}
 
 
+def test_one_default_sampler_everywhere_a_user_plays():
+    from smbwm.game.config import PlayConfig, build_parser
+    from smbwm.models.sampler import load_sampler
+    from smbwm.serving.catalog import SAMPLERS
+    from smbwm.serving.games import GameSpec
+    from smbwm.utils.paths import DEFAULT_SAMPLER, sampler_presets
+    names = sorted(f.stem for f in (CONFIG_DIR / "sampler").glob("*.yaml"))
+    assert sorted(sampler_presets()) == names and sampler_presets()[0] == DEFAULT_SAMPLER   # the default first
+    assert SAMPLERS == sampler_presets()
+    assert PlayConfig().sampler == GameSpec().sampler == DEFAULT_SAMPLER
+    assert build_parser().parse_args([]).sampler == DEFAULT_SAMPLER
+    assert load_sampler() == load_sampler(DEFAULT_SAMPLER)
+    import evaluate  # noqa: F401 - registers the eval/playability/sampler dataclass defaults, as its CLI does
+    evaluate = compose("evaluate", []).sampler
+    assert {k: evaluate[k] for k in ("num_steps", "sigma_min", "s_churn")} == \
+        {k: getattr(load_sampler(), k) for k in ("num_steps", "sigma_min", "s_churn")}
+
+
 def test_model_files_hold_what_differs_and_compose_whole():
     from main import build
     from smbwm.models.denoiser import DenoiserConfig

@@ -78,14 +78,14 @@ def test_model_card_curve_and_sampler_ablation_come_from_committed_reports():
 
 def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
     """The hands-on input of the playability report, 60 steps (4 s) from spawn 01 (1-1): the camera
-    follows and Mario is a sharp sprite in most frames (the issue's goal is 90 %; the step-14250
-    upsampler drew him in none)."""
+    follows and Mario is a sharp sprite in at least 90 % of the frames (the issue's bar; it holds with
+    the default `game` sampler, not with the one-step `fast` one)."""
     from smbwm.evaluation.playability import PlayabilityConfig, frame_playability, hands_on_actions
     obs, _ = env.reset(seed=0, options={"spawn": 0})
     frames = [obs] + [env.step(int(a))[0] for a in hands_on_actions(60, PlayabilityConfig())]
     fig = frame_playability(np.stack(frames))
     assert fig["camera_travel_px"] >= 120 and fig["longest_camera_stop"] <= 15
-    assert fig["mario_shown_fraction"] >= 0.5
+    assert fig["mario_shown_fraction"] >= 0.9
 
 
 def test_model_card_playability_rows_come_from_the_committed_report():

@@ -21,7 +21,7 @@ from smbwm.models.openvino_runtime import OpenVINOUnavailable, openvino_availabl
 from smbwm.models.sampler import load_sampler
 from smbwm.models.world_model import WorldModel, resolve_checkpoint, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
-from smbwm.utils.paths import SPAWNS
+from smbwm.utils.paths import DEFAULT_SAMPLER, SPAWNS
 from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
 
 DEFAULT_SPAWNS = SPAWNS
@@ -47,7 +47,7 @@ class WorldModelEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
 
     def __init__(self, checkpoint: str | Path | None = None, spawn_dir: str | Path | None = None,
-                 device: str = "auto", denoising_steps: int | None = None, sampler: str = "fast",
+                 device: str = "auto", denoising_steps: int | None = None, sampler: str = DEFAULT_SAMPLER,
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
                  backend: str = "torch"):

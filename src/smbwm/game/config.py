@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from smbwm.utils.paths import DEFAULT_SAMPLER, sampler_presets
+
 
 NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (docs/model.md) "
                       "or pass --checkpoint DIR, or play the real game with --real")
@@ -23,7 +25,7 @@ class PlayConfig:
     scale: int | None = None           # window scale; None: 3, or 2 side by side (--compare)
     fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
-    sampler: str = "fast"
+    sampler: str = DEFAULT_SAMPLER
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
     device: str = "auto"
@@ -60,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=d.fps, help=f"game steps per second (default {d.fps:g})")
     p.add_argument("--denoising-steps", type=int, dest="denoising_steps",
                    help="denoiser calls per frame (default: the --sampler preset's)")
-    p.add_argument("--sampler", choices=("fast", "sharp", "quality"), default=d.sampler,
-                   help="sampler preset: fast (1 step, game speed), sharp (2 steps), quality (3 Heun steps)")
+    p.add_argument("--sampler", choices=sampler_presets(), default=d.sampler,
+                   help=f"sampler preset (config/sampler/): {d.sampler} (default: 3 Euler steps that draw a sharp "
+                        "Mario), fast (1 step: his average, blurrier), sharp (2 steps), quality (3 Heun steps, slow)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
     p.add_argument("--backend", choices=("auto", "torch", "openvino"), default=d.backend,

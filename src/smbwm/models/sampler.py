@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from smbwm.utils.paths import SAMPLER_PRESETS
+from smbwm.utils.paths import DEFAULT_SAMPLER, SAMPLER_PRESETS, sampler_presets
 
 
 @dataclass
@@ -75,14 +75,14 @@ def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device,
     return x
 
 
-def load_sampler(name: str = "fast", denoising_steps: int | None = None) -> SamplerConfig:
+def load_sampler(name: str = DEFAULT_SAMPLER, denoising_steps: int | None = None) -> SamplerConfig:
     """A sampler preset from config/sampler/<name>.yaml (the files the trainer's and evaluate's Hydra
     configs use); `denoising_steps` overrides its num_steps."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
     f = SAMPLER_PRESETS / f"{name}.yaml"
     if not f.exists():
-        known = ", ".join(sorted(p.stem for p in SAMPLER_PRESETS.glob("*.yaml")))
+        known = ", ".join(sampler_presets())
         raise ValueError(f"unknown sampler preset {name!r} (known: {known})")
     cfg = instantiate(OmegaConf.load(f))
     if denoising_steps:

@@ -15,10 +15,10 @@ from typing import Any
 
 from smbwm.data.spawn import list_spawns
 from smbwm.levels.level import Level
-from smbwm.utils.paths import CONFIG_DIR, REPO_ROOT as ROOT, SPAWNS as SPAWN_DIR
+from smbwm.utils.paths import CONFIG_DIR, REPO_ROOT as ROOT, SPAWNS as SPAWN_DIR, sampler_presets
 
 AGENT_CONFIGS = CONFIG_DIR / "agent"
-SAMPLERS = ("fast", "sharp", "quality")
+SAMPLERS = sampler_presets()
 WORLDS = ("dream", "real", "compare", "level", "level_dream")
 
 

@@ -27,6 +27,7 @@ from smbwm.game.config import PlayConfig, validate
 from smbwm.game.session import Session, Shown
 from smbwm.levels.level import Level
 from smbwm.serving.catalog import AGENTS, SpawnChoice, make_agent
+from smbwm.utils.paths import DEFAULT_SAMPLER
 
 JPEG_QUALITY = 90
 
@@ -35,7 +36,7 @@ JPEG_QUALITY = 90
 class GameSpec:
     world: str = "dream"
     spawn: SpawnChoice | None = None
-    sampler: str = "fast"
+    sampler: str = DEFAULT_SAMPLER
     level: Level | None = None             # world level / level_dream
     agent: str | None = None               # None: a person's buttons
     seed: int = 0

@@ -16,10 +16,11 @@ from mcp.types import TextContent
 from pydantic import Field, ValidationError
 
 from smbwm import actions as A
-from smbwm.serving.catalog import LevelStore, ServeError, agent_by_name, spawn_by_id, spawns
+from smbwm.serving.catalog import SAMPLERS, LevelStore, ServeError, agent_by_name, spawn_by_id, spawns
 from smbwm.serving.games import GameSpec
 from smbwm.serving.level_maker import LevelMaker, LevelMakerConfig, suggestions
 from smbwm.serving.rollouts import Rollouts, level_outcome, model_card, playability
+from smbwm.utils.paths import DEFAULT_SAMPLER
 
 RIGHT_RUN = A.to_byte(["right", "B"])
 PROGRESS_EVERY = 5          # steps between progress notifications
@@ -106,7 +107,7 @@ def build_server(rollouts: Rollouts | None = None, maker: LevelMaker | None = No
                                                  "default: right+B held", max_length=1000)] = None,
             agent: Annotated[DreamAgent | None, Field(description="an agent instead of actions")] = None,
             steps: Annotated[int, Field(ge=1, le=150)] = 30,
-            sampler: Literal["fast", "sharp", "quality"] = "fast",
+            sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER,  # type: ignore[valid-type] - the preset files' names
             image: Literal["gif", "strip"] = "gif") -> Content:
         """Roll the world model out from a spawn: a GIF (or PNG strip) of the dream and its playability figures
         (camera travel in px, share of frames showing Mario). Agents that read the game state play the real

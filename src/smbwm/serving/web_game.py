@@ -23,6 +23,7 @@ from smbwm.game.keymap import DEFAULT_BUTTON_KEYS, DEFAULT_CONTROL_KEYS, KeyMap
 from smbwm.serving.catalog import (SAMPLERS, WORLDS, LevelStore, ServeError, agent_by_name, check_choice, spawn_by_id)
 from smbwm import actions as A
 from smbwm.serving.games import GameConfig, GameSpec, LiveGame, Played
+from smbwm.utils.paths import DEFAULT_SAMPLER
 
 KEY_NAMES = sorted({n for names in (*DEFAULT_BUTTON_KEYS.values(), *DEFAULT_CONTROL_KEYS.values()) for n in names})
 KEYS = KeyMap().resolve(lambda name: KEY_NAMES.index(name))
@@ -111,7 +112,7 @@ def parse_start(msg: dict, levels: LevelStore) -> GameSpec:
     agent = msg.get("agent") or None
     if agent is not None:
         agent = agent_by_name(agent, AGENT_WORLD[world]).name
-    spec = GameSpec(world=world, sampler=check_choice("sampler", msg.get("sampler", "fast"), SAMPLERS), agent=agent)
+    spec = GameSpec(world=world, sampler=check_choice("sampler", msg.get("sampler", DEFAULT_SAMPLER), SAMPLERS), agent=agent)
     if world.startswith("level"):
         spec.level = levels.get(msg.get("level"))
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = REPO_ROOT / "config"
 SAMPLER_PRESETS = CONFIG_DIR / "sampler"              # <name>.yaml: the play/evaluation sampler presets
+DEFAULT_SAMPLER = "game"                              # the preset play, the servers and evaluate use unless told
 CHECKPOINTS = REPO_ROOT / "checkpoints"               # the shipped world model (and its model card)
 POLICY_WEIGHTS = CHECKPOINTS / "policy" / "modular_mind.npz"
 LEVEL_GEN_CHECKPOINT = CHECKPOINTS / "level_gen"
@@ -25,3 +26,9 @@ def cache_dir() -> Path:
     """Where derived files are cached between runs (OpenVINO's converted models): $SMBWM_CACHE, else
     ~/.cache/smbwm. Anything in it can be deleted; it is rebuilt on demand."""
     return Path(os.environ.get("SMBWM_CACHE") or Path.home() / ".cache" / "smbwm")
+
+
+def sampler_presets() -> tuple[str, ...]:
+    """The sampler preset names a user may pick (config/sampler/*.yaml), the default first."""
+    names = sorted(p.stem for p in SAMPLER_PRESETS.glob("*.yaml"))
+    return tuple(sorted(names, key=lambda n: n != DEFAULT_SAMPLER))
