@@ -11,11 +11,21 @@ import argparse
 import json
 from pathlib import Path
 
-from smbwm.utils.paths import CHECKPOINTS
+from smbwm.utils.paths import CHECKPOINTS, DEFAULT_SAMPLER
 
 
 def fmt(v) -> str:
     return "—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def sampler_line(s: dict) -> str:
+    """The sampler settings of a report in words."""
+    kind = "Heun" if s["order"] == 2 else "Euler"
+    churn = f", churn {s['s_churn']:g} (fresh noise at each step)" if s.get("s_churn") else ""
+    noise = f", context noise {s['context_noise']:g}" if s.get("context_noise") else ""
+    if s["num_steps"] == 1:
+        return f"1 {kind} step from sigma {s['sigma_max']:g}{churn}{noise}"
+    return f"{s['num_steps']} {kind} steps, sigma {s['sigma_max']:g} -> {s['sigma_min']:g} -> 0{churn}{noise}"
 
 
 def fidelity_table(report: dict) -> str:
@@ -50,6 +60,39 @@ def fidelity_table(report: dict) -> str:
         if ct:
             lines.append(f"| {name} | scroll direction agreement of the scroll head on the real frames (no drift) | "
                          f"{fmt(ct.get('direction_agreement'))} | |")
+    return "\n".join(lines)
+
+
+def sampler_table(reports: dict[str, dict]) -> str:
+    """The same checkpoint evaluated with each sampler preset (report_<preset>.json beside report.json):
+    one column per preset, fidelity and playability rows, as "trained levels / levels never trained on
+    [/ spawns]"."""
+    sets = lambda r: list(r["sets"].values())                                 # noqa: E731
+    pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                  # noqa: E731
+
+    def per_set(r: dict, get, f=fmt, spawns: bool = False) -> str:
+        vals = [get(s) for s in sets(r)] + ([get({"playability": r.get("playability_spawns", {}).get("all", {})})]
+                                            if spawns else [])
+        return " / ".join("—" if v is None else f(v) for v in vals)
+    rows = [
+        ("sampler", lambda r: sampler_line(r["sampler"])),
+        ("next-frame PSNR 240x256 (dB)", lambda r: per_set(r, lambda s: s.get("next_frame", {}).get("psnr_240x256"))),
+        ("next frame: Mario drawn near the game's", lambda r: per_set(r, lambda s: s.get("next_frame", {}).get("mario_drawn"), pct)),
+        ("15-step rollout PSNR 240x256 (dB)", lambda r: per_set(r, lambda s: s.get("rollout", {}).get("psnr_240x256", {}).get("15"))),
+        ("scroll direction agreement", lambda r: per_set(r, lambda s: s.get("controllability", {}).get("direction_agreement"), pct)),
+        ("Mario shown",
+         lambda r: per_set(r, lambda s: s.get("playability", {}).get("mario_shown"), pct, spawns=True)),
+        ("near the game's Mario, steps 1-15", lambda r: per_set(r, lambda s: s.get("playability", {}).get("mario_near_early"), pct, True)),
+        ("camera travel within ±20 % of the game's", lambda r: per_set(
+            r, lambda s: s.get("playability", {}).get("camera_travel_within_tolerance"), pct, True)),
+        ("no camera stall over 15 steps", lambda r: per_set(r, lambda s: s.get("playability", {}).get("runs_without_long_stall"), pct, True)),
+        ("evaluate's play speed, batch 1 (frames/s, backend, threads)", lambda r: "{} ({}, {})".format(
+            fmt(r.get("speed", {}).get("fps")), r.get("speed", {}).get("backend", "torch"), r.get("speed", {}).get("threads"))),
+    ]
+    names = list(reports)
+    lines = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, get in rows:
+        lines.append(f"| {label} | " + " | ".join(get(reports[n]) for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -107,13 +150,13 @@ config. `python src/play.py` and `python src/evaluate.py` use this folder by def
 - Training: {meta.get('step')} denoiser steps of batch {cfg.get('data', {}).get('batch_size')}, {meta.get('upsampler_steps')} upsampler steps{alone},
   {fmt(a.cpu_hours)} hours on a 2-core CPU (bf16 autocast + channels_last)
 - Training frames: {meta.get('frames')}
-- Sampler for play and evaluation: {report['sampler']['num_steps']} steps, order {report['sampler']['order']}
+- Sampler for play and evaluation: {sampler_line(report['sampler'])}
 
 ## Fidelity (`python src/evaluate.py`, report.json in this folder)
 
 {fidelity_table(report)}
 
-Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('threads')} threads):
+Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('threads')} threads, {sp.get('backend', 'torch')} backend, {sp.get('precision')}):
 {fmt(sp.get('fps'))} frames/s (stages in ms: {', '.join(f'{k} {v:.1f}' for k, v in sp.get('ms_per_stage_median', {}).items())}).
 
 ![real (left) vs dream (right), open loop with the real actions](report.gif)
@@ -133,6 +176,17 @@ stalled for good. Sharpness: mean luminance gradient of the playfield against th
 {play}
 
 ![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
+"""
+    others = {f.stem.removeprefix("report_"): json.loads(f.read_text()) for f in sorted(ck.glob("report_*.json"))}
+    others = {k: v for k, v in others.items() if "sampler" in v and k != "playability"}
+    if others:
+        card += f"""
+## Samplers (`python src/evaluate.py sampler=<preset> out=checkpoints/report_<preset>.json`)
+
+These weights evaluated with each sampler preset, on the same episodes and spawns as above (figures:
+trained levels / levels never trained on / the spawn minutes):
+
+{sampler_table({DEFAULT_SAMPLER: report, **others})}
 """
     curve = sorted((ck / "curve").glob("*.json"))
     if curve:                       # reports of earlier checkpoints: scripts/fidelity_curve.py

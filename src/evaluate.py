@@ -6,6 +6,7 @@ Writes the JSON report, a PNG strip and a GIF of real vs dream (open-loop, real 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -163,7 +164,8 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.out) if cfg.out else ckpt / "report.json"
     t0 = time.time()
     report = {"checkpoint": str(ckpt), "training_step": meta.get("step"), "training_frames": meta.get("frames"),
-              "sampler": {"num_steps": sampler.num_steps, "order": sampler.order}, "sets": {}}
+              "sampler": {k: None if v == float("inf") else v for k, v in dataclasses.asdict(sampler).items()},  # JSON has no inf
+              "sets": {}}
     pics_first = None
     for name, paths in sets.items():
         rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name) if ecfg.next_frame_samples > 0 else ({}, {})
@@ -181,7 +183,7 @@ def run(cfg: DictConfig) -> dict:
     seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
                         np.random.default_rng(ecfg.seed), "speed")
     if seg:
-        report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps)
+        report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps, ecfg.speed_backend)
     report["eval_seconds"] = round(time.time() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -70,10 +70,14 @@ def test_model_card_curve_and_sampler_ablation_come_from_committed_reports():
         rep = json.loads(f.read_text())
         for name, s in rep["sets"].items():
             assert f"| {name} | {rep['training_step']} | {s['next_frame']['psnr_240x256']:.2f} |" in card
-    sharp = json.loads((CKPT / "report_sharp.json").read_text())
-    assert sharp["sampler"]["num_steps"] == 2 and sharp["training_step"] == json.loads((CKPT / "model.json").read_text())["step"]
-    for s in sharp["sets"].values():
-        assert f"{s['rollout']['psnr_240x256']['15']:.2f}" in card and f"{s['next_frame']['psnr_240x256']:.2f}" in card
+    from smbwm.models.sampler import load_sampler
+    step = json.loads((CKPT / "model.json").read_text())["step"]
+    for preset in ("fast", "sharp"):                      # the same weights with the other presets
+        rep = json.loads((CKPT / f"report_{preset}.json").read_text())
+        assert rep["sampler"]["num_steps"] == load_sampler(preset).num_steps and rep["training_step"] == step
+        for s in rep["sets"].values():
+            assert f"{s['rollout']['psnr_240x256']['15']:.2f}" in card and f"{s['next_frame']['psnr_240x256']:.2f}" in card
+            assert f"{100 * s['playability']['mario_shown']:.0f} %" in card
 
 
 def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
@@ -89,7 +93,7 @@ def test_holding_right_with_jumps_moves_the_camera_from_the_1_1_spawn(env):
 
 
 def test_model_card_playability_rows_come_from_the_committed_report():
-    rep = json.loads((CKPT / "report_playability.json").read_text())
+    rep = json.loads((CKPT / "report.json").read_text())
     card = (CKPT / "README.md").read_text()
     for name, s in rep["sets"].items():
         p = s["playability"]

@@ -151,7 +151,10 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert 0 <= s["controllability"]["direction_agreement_all"] <= 1
     assert set(s["controllability"]["direction_agreement_by_step"]) == {"1-3", "4-8", "9-15", "16-30"}
     assert s["controllability_real_context"]["steps"] == s["controllability"]["steps"] == 2 * 30
-    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == 1   # the fast preset
+    from smbwm.models.sampler import load_sampler
+    game = load_sampler()                                 # the default preset, recorded whole
+    assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == game.num_steps
+    assert rep["sampler"]["s_churn"] == game.s_churn and rep["sampler"]["sigma_min"] == game.sigma_min
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
     play = s["playability"]                               # 20-step open-loop windows, real actions
     assert play["runs"] == 2 and play["steps"] == 20 and set(play["psnr_240x256"]) == {"1", "15"}

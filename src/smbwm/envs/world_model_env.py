@@ -7,7 +7,6 @@ denoiser and upsampler once. There is no game logic inside: reward is the camera
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 from smbwm import actions as A
 from smbwm.data.spawn import Spawn, SpawnError, list_spawns, load_spawn
 from smbwm.models.motion import estimate_scrolls
-from smbwm.models.openvino_runtime import OpenVINOUnavailable, openvino_available, use_openvino
+from smbwm.models.openvino_runtime import OpenVINOUnavailable, apply_backend, resolve_backend
 from smbwm.models.sampler import load_sampler
 from smbwm.models.world_model import WorldModel, resolve_checkpoint, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
@@ -28,21 +27,6 @@ DEFAULT_SPAWNS = SPAWNS
 
 __all__ = ["WorldModelEnv", "CheckpointError", "SpawnError", "OpenVINOUnavailable", "load_sampler", "resolve_checkpoint",
            "resolve_backend"]
-BACKENDS = ("auto", "torch", "openvino")
-
-
-def resolve_backend(backend: str, device: torch.device, compile: bool = False) -> str:
-    """"torch" or "openvino" for `backend` (auto: OpenVINO on a CPU where it is installed, unless
-    torch.compile was asked for); ValueError on a name it does not know."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "auto":
-        return "openvino" if device.type == "cpu" and not compile and openvino_available() else "torch"
-    if backend == "openvino" and compile:
-        raise ValueError("torch.compile and the OpenVINO backend exclude each other (pick one)")
-    return backend
-
-
 class WorldModelEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
 
@@ -59,16 +43,9 @@ class WorldModelEnv(gym.Env):
         # conversions (docs/benchmarks.md, scripts/bench_sample.py); "auto" picks bf16 where supported
         self.amp = autocast_dtype(self.device, precision)
         self.sampler = load_sampler(sampler, denoising_steps)
-        self.backend = resolve_backend(backend, self.device, compile)
+        self.backend = apply_backend(self.model, backend, self.device, compile)
         if self.backend == "openvino":
-            try:   # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike torch's autocast
-                use_openvino(self.model, bf16=autocast_dtype(self.device, "auto") is not None)
-                self.amp = None
-            except OpenVINOUnavailable as e:
-                if backend != "auto":
-                    raise
-                warnings.warn(f"{e}; running the model with torch")
-                self.backend = "torch"
+            self.amp = None     # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike autocast
         if compile:
             self._compile()
         self.spawn_dir = Path(spawn_dir) if spawn_dir else DEFAULT_SPAWNS

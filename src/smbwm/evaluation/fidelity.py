@@ -4,6 +4,8 @@ Every number sits next to the copy-last-frame baseline on the same frames.
 """
 from __future__ import annotations
 
+import copy
+
 import time
 from dataclasses import dataclass, field
 
@@ -17,8 +19,9 @@ from smbwm.data.lowres import downsample
 from smbwm.evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
 from smbwm.evaluation.playability import PlayabilityConfig, find_mario
 from smbwm.models.motion import estimate_scrolls
+from smbwm.models.openvino_runtime import apply_backend, resolve_backend
 from smbwm.models.world_model import WorldModel, to_model, to_uint8
-from smbwm.utils.device import autocast, autocast_dtype
+from smbwm.utils.device import autocast, autocast_dtype, cpu_has_bf16
 
 
 @dataclass
@@ -29,6 +32,7 @@ class EvalConfig:
     real_scroll_rollouts: bool = True   # the rollouts again with the real camera scroll forced (camera vs content)
     batch_size: int = 16
     speed_steps: int = 30
+    speed_backend: str = "auto"         # what runs the speed measurement: the player's default (auto) | torch | openvino
     seed: int = 0
 
 
@@ -207,16 +211,23 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
     return rep, pics
 
 
-def measure_speed(model, sampler, device, seg: Segment, steps: int) -> dict:
-    """Frames/s of the full pipeline at batch 1 in the play configuration (fp32 on CPU, like the
-    dream env), median over steps after a warm-up step."""
+def measure_speed(model, sampler, device, seg: Segment, steps: int, backend: str = "auto") -> dict:
+    """Frames/s of the full pipeline at batch 1 in the play configuration (the player's backend: OpenVINO
+    on a CPU where installed, else torch in fp32 on CPU, like the dream env), median over steps after a
+    warm-up step. `model` itself is left as it is."""
     amp = None if device.type == "cpu" else autocast_dtype(device)
+    if resolve_backend(backend, device) == "openvino":
+        model = copy.deepcopy(model)
+    backend = apply_backend(model, backend, device)
+    if backend == "openvino":
+        amp = None
     roll = Rollout(model, sampler, device, amp)
     roll.run([seg], 1)
     t0 = time.perf_counter()
     _, _, times = roll.run([seg], steps)
     wall = time.perf_counter() - t0
     med = {k: float(np.median([t[k] for t in times])) for k in times[0]}
+    precision = ("bf16" if cpu_has_bf16() else "fp32") if backend == "openvino" else "fp32" if amp is None else str(amp)
     return {"fps": 1000.0 / med["total"], "fps_wall": steps / wall, "ms_per_stage_median": med,
-            "batch": 1, "precision": "fp32" if amp is None else str(amp), "denoising_steps": sampler.num_steps, "device": str(device),
-            "threads": torch.get_num_threads()}
+            "batch": 1, "precision": precision, "denoising_steps": sampler.num_steps, "device": str(device),
+            "threads": torch.get_num_threads(), "backend": backend}

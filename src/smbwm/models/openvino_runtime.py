@@ -38,6 +38,21 @@ def openvino_available() -> bool:
     return True
 
 
+BACKENDS = ("auto", "torch", "openvino")
+
+
+def resolve_backend(backend: str, device: torch.device, compile: bool = False) -> str:
+    """"torch" or "openvino" for `backend` (auto: OpenVINO on a CPU where it is installed, unless
+    torch.compile was asked for); ValueError on a name it does not know."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "openvino" if device.type == "cpu" and not compile and openvino_available() else "torch"
+    if backend == "openvino" and compile:
+        raise ValueError("torch.compile and the OpenVINO backend exclude each other (pick one)")
+    return backend
+
+
 class _Compiled:
     """A torch method replaced by an OpenVINO compiled model for one set of input shapes; other
     shapes go to the original method."""
@@ -138,3 +153,21 @@ def use_openvino(model: nn.Module, bf16: bool, threads: int | None = None) -> nn
     if up_ov is not None:
         up._features = _Compiled(up_ov, [(1, 3, h * f, w * f), (1, 3, h, w)], up._features)
     return model
+
+
+def apply_backend(model: nn.Module, backend: str, device: torch.device, compile: bool = False) -> str:
+    """Run `model`'s batch-1 passes on `backend` (auto | torch | openvino; see resolve_backend), in place,
+    and return the one in use. OpenVINO runs in bf16 where the CPU has bf16 units. If "auto" picked
+    OpenVINO and it fails, torch stays with a warning; an explicit "openvino" raises OpenVINOUnavailable."""
+    from smbwm.utils.device import cpu_has_bf16
+    chosen = resolve_backend(backend, device, compile)
+    if chosen != "openvino":
+        return chosen
+    try:
+        use_openvino(model, bf16=cpu_has_bf16())
+    except OpenVINOUnavailable as e:
+        if backend != "auto":
+            raise
+        warnings.warn(f"{e}; running the model with torch")
+        return "torch"
+    return "openvino"
