@@ -103,3 +103,15 @@ def test_converted_models_are_cached_per_weights(tmp_path, monkeypatch):
     assert len(list((tmp_path / "openvino").glob("*.xml"))) == 3
     (tmp_path / "openvino" / cached[0].name).write_text("garbage")  # a broken cache file is converted over
     use_openvino(copy.deepcopy(ref), bf16=False, threads=1)
+
+
+def test_without_openvino_auto_falls_back_to_torch_and_openvino_is_one_line(tiny_checkpoint, tiny_spawns, monkeypatch):
+    from smbwm.game.config import PlayError, parse_args
+    from smbwm.game.factory import make_dream
+    from smbwm.models import openvino_runtime
+    monkeypatch.setattr(openvino_runtime, "openvino_available", lambda: False)
+    env = make_dream(parse_args(["--checkpoint", str(tiny_checkpoint), "--spawn", str(tiny_spawns)]))
+    assert env.backend == "torch"                                   # auto: torch when OpenVINO is missing
+    env.close()
+    with pytest.raises(PlayError, match=r"^--backend openvino: OpenVINO is not installed .*--backend torch$"):
+        make_dream(parse_args(["--checkpoint", str(tiny_checkpoint), "--backend", "openvino"]))
