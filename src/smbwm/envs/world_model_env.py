@@ -27,6 +27,8 @@ DEFAULT_SPAWNS = SPAWNS
 
 __all__ = ["WorldModelEnv", "CheckpointError", "SpawnError", "OpenVINOUnavailable", "load_sampler", "resolve_checkpoint",
            "resolve_backend"]
+
+
 class WorldModelEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
 

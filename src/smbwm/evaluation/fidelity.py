@@ -5,7 +5,6 @@ Every number sits next to the copy-last-frame baseline on the same frames.
 from __future__ import annotations
 
 import copy
-
 import time
 from dataclasses import dataclass, field
 

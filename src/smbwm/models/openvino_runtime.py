@@ -23,7 +23,12 @@ import torch
 from torch import nn
 
 from smbwm import actions as A
+from smbwm.models.upsampler import FACTOR
+from smbwm.utils.device import cpu_has_bf16
 from smbwm.utils.paths import cache_dir
+
+
+LOW_RES = (60, 64)          # the shape compiled for: a 240x256 NES frame, 4x4 area-averaged (data.lowres.LOW_SHAPE)
 
 
 class OpenVINOUnavailable(RuntimeError):
@@ -64,7 +69,7 @@ class _Compiled:
     def __call__(self, *args):
         if len(args) != len(self.shapes) or any(a is None or tuple(a.shape) != s for a, s in zip(args, self.shapes)):
             return self.fallback(*args)
-        out = self.request.infer([a.detach().cpu().numpy() for a in args])
+        out = self.request.infer([(a.float() if a.is_floating_point() else a).detach().cpu().numpy() for a in args])
         return torch.from_numpy(np.array(out[0])).to(args[0].device)
 
 
@@ -136,7 +141,9 @@ def use_openvino(model: nn.Module, bf16: bool, threads: int | None = None) -> nn
     if next(den.parameters()).device.type != "cpu":
         raise OpenVINOUnavailable("OpenVINO runs the model on the CPU; this one is on "
                                   f"{next(den.parameters()).device}")
-    c, h, w, f = den.cfg.context, 60, 64, 4
+    if isinstance(den.forward, _Compiled):
+        return model                             # already wired
+    (h, w), c, f = LOW_RES, den.cfg.context, FACTOR
     precision, threads = ("bf16" if bf16 else "f32"), int(threads or torch.get_num_threads())
     example = (torch.zeros(1, 3, h, w), torch.full((1,), 1.0), torch.zeros(1, c, 3, h, w), torch.zeros(1, 3, h, w),
                torch.zeros(1, c, A.NUM_PLAYING_BUTTONS), torch.zeros(1, dtype=torch.long), torch.zeros(1))
@@ -159,7 +166,6 @@ def apply_backend(model: nn.Module, backend: str, device: torch.device, compile:
     """Run `model`'s batch-1 passes on `backend` (auto | torch | openvino; see resolve_backend), in place,
     and return the one in use. OpenVINO runs in bf16 where the CPU has bf16 units. If "auto" picked
     OpenVINO and it fails, torch stays with a warning; an explicit "openvino" raises OpenVINOUnavailable."""
-    from smbwm.utils.device import cpu_has_bf16
     chosen = resolve_backend(backend, device, compile)
     if chosen != "openvino":
         return chosen
