@@ -79,6 +79,9 @@ def test_backend_choice_and_bad_flags():
     with pytest.raises(PlayError, match="--compile"):
         parse_args(["--backend", "openvino", "--compile"])
     assert parse_args([]).backend == "auto"
+    from smbwm.game import config
+    from smbwm.models import openvino_runtime
+    assert config.BACKENDS == openvino_runtime.BACKENDS
 
 
 def test_converted_models_are_cached_per_weights(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 from smbwm.utils.paths import DEFAULT_SAMPLER, sampler_presets
 
+BACKENDS = ("auto", "torch", "openvino")   # models.openvino_runtime.BACKENDS, kept here so --help needs no torch
+
 
 NO_CHECKPOINT_HINT = ("train one with `python src/main.py data.dir=<episodes dir> export=checkpoints` (docs/model.md) "
                       "or pass --checkpoint DIR, or play the real game with --real")
@@ -63,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoising-steps", type=int, dest="denoising_steps",
                    help="denoiser calls per frame (default: the --sampler preset's)")
     p.add_argument("--sampler", choices=sampler_presets(), default=d.sampler,
-                   help=f"sampler preset (config/sampler/): {d.sampler} (default: 3 Euler steps that draw a sharp "
-                        "Mario), fast (1 step: his average, blurrier), sharp (2 steps), quality (3 Heun steps, slow)")
+                   help=f"sampler preset (config/sampler/): {d.sampler} (default: 4 stochastic Euler steps that draw "
+                        "a sharp Mario), fast (1 step: his average, blurrier), sharp (2 steps), quality (3 Heun steps)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
-    p.add_argument("--backend", choices=("auto", "torch", "openvino"), default=d.backend,
+    p.add_argument("--backend", choices=BACKENDS, default=d.backend,
                    help="what runs the networks: openvino (faster on a CPU), torch (the reference), or auto "
                         "(default: openvino on a CPU where it is installed, else torch)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda ... (default auto)")
