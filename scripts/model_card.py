@@ -82,6 +82,7 @@ def sampler_table(reports: dict[str, dict]) -> str:
         ("scroll direction agreement", lambda r: per_set(r, lambda s: s.get("controllability", {}).get("direction_agreement"), pct)),
         ("Mario shown",
          lambda r: per_set(r, lambda s: s.get("playability", {}).get("mario_shown"), pct, spawns=True)),
+        ("two Marios or more", lambda r: per_set(r, lambda s: s.get("playability", {}).get("mario_copies"), pct, True)),
         ("near the game's Mario, steps 1-15", lambda r: per_set(r, lambda s: s.get("playability", {}).get("mario_near_early"), pct, True)),
         ("camera travel within ±20 % of the game's", lambda r: per_set(
             r, lambda s: s.get("playability", {}).get("camera_travel_within_tolerance"), pct, True)),
@@ -106,12 +107,13 @@ def playability_table(report: dict) -> str:
     if not rows:
         return ""
     pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
-    lines = ["| run | set | runs | Mario shown | near the game's Mario, steps 1-15 | camera travel / game's (median) "
+    lines = ["| run | set | runs | Mario shown | two Marios or more | near the game's Mario, steps 1-15 | camera travel / game's (median) "
              "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
-             "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |", "|---" * 12 + "|"]
     for what, name, p in rows:
         ps = " / ".join(fmt(v) for v in p.get("psnr_240x256", {}).values()) or "—"
-        lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_near_early'))} "
+        lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_copies'))} "
+                     f"| {pct(p.get('mario_near_early'))} "
                      f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "
                      f"| {pct(p['runs_without_long_stall'])} | {pct(p['alive_at_end'])} ({fmt(p['death_step_median'])}) "
                      f"| {fmt(p['sharpness_ratio'])} | {ps} |")

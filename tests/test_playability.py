@@ -45,6 +45,22 @@ def test_a_frame_without_mario_shows_none(real_episodes):
     assert find_mario(ep.frames[10:11])[0][0] and not find_mario(f)[0][0]
 
 
+def test_mario_copies_are_counted_and_the_real_game_has_one(real_episodes):
+    from smbwm.evaluation.playability import count_marios
+    frames = np.concatenate([ep.frames for ep in _episodes(real_episodes)])
+    n = count_marios(frames)
+    shown = find_mario(frames)[0]
+    assert (n[shown] == 1).mean() >= 0.98 and (n[~shown] == 0).all()      # the game draws one Mario
+    ep = _episodes(real_episodes)[0]
+    f = ep.frames[10:11].copy()
+    gx, gy = game_mario_position(ep.info["x_pos"][10:11], ep.info["camera_x"][10:11], ep.info["y_pos"][10:11])
+    x, y = int(gx[0]), int(gy[0])
+    sprite = f[0, y - 12:y + 12, x - 12:x + 12].copy()
+    dx = 60 if x < 160 else -60                                           # a copy 60 px to the side
+    f[0, y - 12:y + 12, x - 12 + dx:x + 12 + dx] = sprite
+    assert count_marios(ep.frames[10:11])[0] == 1 and count_marios(f)[0] == 2
+
+
 def _long_episode(real_episodes):
     return max(_episodes(real_episodes), key=lambda e: int(np.abs(np.diff(e.info["camera_x"])).sum()))
 
@@ -56,7 +72,7 @@ def test_track_figures_of_the_real_game_a_frozen_and_a_blurred_dream(real_episod
     xy = game_mario_position(ep.info["x_pos"], ep.info["camera_x"], ep.info["y_pos"])
     assert int(np.diff(ep.info["camera_x"]).sum()) >= cfg.min_travel_px
     perfect = track_figures(Track(real, real, xy), cfg, [1, 15])
-    assert perfect["mario_shown"] >= 0.95 and perfect["near_early"] >= 0.9
+    assert perfect["mario_shown"] >= 0.95 and perfect["near_early"] >= 0.9 and perfect["mario_copies"] <= 0.02
     assert perfect["dream_travel_same_steps_px"] == perfect["game_travel_px"] > 0 and perfect["longest_stall"] == 0
     assert perfect["death_step"] == perfect["steps"] and perfect["sharpness_ratio"] == pytest.approx(1)
     assert perfect["psnr_240x256"]["15"] == pytest.approx(100, abs=1e-3)

@@ -48,23 +48,46 @@ def _box_sum(mask: np.ndarray, k: int) -> np.ndarray:
     return c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]
 
 
+def _window_scores(frames: np.ndarray) -> np.ndarray:
+    """(t, 240, 256, 3) -> (t, h, w) per 16x16 window below the HUD: the Mario-colour pixel count if it
+    holds enough of each of his colours, else -1."""
+    f = np.asarray(frames[:, HUD_ROWS:], np.int16)
+    counts = np.stack([_box_sum((np.abs(f - c).max(-1) <= COLOUR_TOLERANCE).astype(np.int32), MARIO_WINDOW)
+                       for c in MARIO_COLOURS], -1)                                # (t, h, w, 3)
+    return np.where(counts.min(-1) >= MIN_COLOUR_PIXELS, counts.sum(-1), -1)
+
+
 def find_mario(frames: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(T, 240, 256, 3) uint8 -> shown (T,) bool, and Mario's centre x, y (T,) in screen pixels
     (NaN where not shown). Looks below the HUD only (the HUD has no Mario colours but the coin icon)."""
     shown, xs, ys = [], [], []
     k = MARIO_WINDOW
     for i in range(0, len(frames), chunk):
-        f = np.asarray(frames[i:i + chunk, HUD_ROWS:], np.int16)
-        counts = np.stack([_box_sum((np.abs(f - c).max(-1) <= COLOUR_TOLERANCE).astype(np.int32), k)
-                           for c in MARIO_COLOURS], -1)                           # (t, h, w, 3)
-        score = np.where(counts.min(-1) >= MIN_COLOUR_PIXELS, counts.sum(-1), -1).reshape(len(f), -1)
+        s = _window_scores(frames[i:i + chunk])
+        score = s.reshape(len(s), -1)
         best = score.argmax(1)
-        y, x = np.divmod(best, counts.shape[2])
+        y, x = np.divmod(best, s.shape[2])
         ok = score.max(1) >= 0
         shown.append(ok)
         xs.append(np.where(ok, x + k / 2, np.nan))
         ys.append(np.where(ok, y + k / 2 + HUD_ROWS, np.nan))
     return np.concatenate(shown), np.concatenate(xs), np.concatenate(ys)
+
+
+def count_marios(frames: np.ndarray, most: int = 4, chunk: int = 64) -> np.ndarray:
+    """(T, 240, 256, 3) uint8 -> (T,) how many separate Marios each frame shows (up to `most`): windows
+    that pass find_mario's test, each one found blanking every window that overlaps it. The real game
+    shows one; a dream that samples can draw copies."""
+    k, out = MARIO_WINDOW, []
+    for i in range(0, len(frames), chunk):
+        for s in _window_scores(frames[i:i + chunk]):
+            n = 0
+            while n < most and s.max() >= 0:
+                y, x = np.unravel_index(s.argmax(), s.shape)
+                s[max(0, y - k + 1):y + k, max(0, x - k + 1):x + k] = -1
+                n += 1
+            out.append(n)
+    return np.asarray(out, np.int64)
 
 
 def game_mario_position(x_pos: np.ndarray, camera_x: np.ndarray, y_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +147,7 @@ def frame_playability(frames: np.ndarray) -> dict:
     shown, _, _ = find_mario(frames)
     return {"steps": int(len(frames)), "camera_travel_px": int(np.asarray(scroll, np.int64).sum()),
             "mario_shown_fraction": float(shown.mean()) if len(shown) else 0.0,
+            "mario_copies_fraction": float((count_marios(frames) >= 2).mean()) if len(frames) else 0.0,
             "longest_camera_stop": longest_run(scroll == 0)}
 
 
@@ -142,12 +166,14 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
     g_scroll = estimate_scrolls(tr.real).astype(np.int64)
     n, m = len(d_scroll), len(g_scroll)                       # m < n: the game ended (death) before the dream
     shown, x, y = find_mario(tr.dream[1:])
+    copies = count_marios(tr.dream[1:]) >= 2
     stall = stalled(d_scroll[:m], g_scroll)
     sharp_d, sharp_r = sharpness(tr.dream[1:m + 1]), sharpness(tr.real[1:])
     stall_reached = _run_ends(stall, cfg.stall_steps)
     out = {
         "steps": n, "game_steps": m,
         "mario_shown": float(shown.mean()),
+        "mario_copies": float(copies.mean()),                 # steps showing two Marios or more
         "camera_travel_px": int(d_scroll.sum()), "game_travel_px": int(g_scroll[:m].sum()),
         "dream_travel_same_steps_px": int(d_scroll[:m].sum()),
         "longest_stall": longest_run(stall), "longest_camera_stop": longest_run(d_scroll == 0),
@@ -188,6 +214,7 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
     out = {
         "runs": len(runs), "steps": runs[0]["steps"],
         "mario_shown": float(np.mean([r["mario_shown"] for r in runs])),
+        "mario_copies": float(np.mean([r["mario_copies"] for r in runs])),
         "mario_near_early": float(np.mean(near)) if near else None,
         "camera_travel_ratio_median": float(np.median(ratio)) if ratio else None,
         "camera_travel_within_tolerance": float(np.mean([abs(x - 1) <= cfg.travel_tolerance for x in ratio])) if ratio else None,
