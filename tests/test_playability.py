@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from smbwm.data.episode import list_episodes, read_episode
-from smbwm.evaluation.playability import (PlayabilityConfig, Track, find_mario, frame_playability, game_mario_position,
-                                    summarise, track_figures)
+from smbwm.evaluation.playability import (PlayabilityConfig, Track, frame_playability, game_mario_position, summarise,
+                                          track_figures)
+from smbwm.models.mario_sprite import count_marios, find_mario
 
 
 def _blur(frames: np.ndarray) -> np.ndarray:
@@ -46,7 +47,6 @@ def test_a_frame_without_mario_shows_none(real_episodes):
 
 
 def test_mario_copies_are_counted_and_the_real_game_has_one(real_episodes):
-    from smbwm.evaluation.playability import count_marios
     frames = np.concatenate([ep.frames for ep in _episodes(real_episodes)])
     n = count_marios(frames)
     shown = find_mario(frames)[0]

@@ -135,7 +135,8 @@ class WorldModelEnv(gym.Env):
         if self.render_mode == "human":
             self.render()
         truncated = self._t >= self.max_episode_steps
-        return self._frame.copy(), float(k), False, truncated, {**self._info(out.timings_ms), "scroll": k}
+        return self._frame.copy(), float(k), False, truncated, {**self._info(out.timings_ms), "scroll": k,
+                                                                   "redraws": out.redraws}
 
     def render(self):
         if self.render_mode == "rgb_array":

@@ -16,7 +16,8 @@ from smbwm import actions as A
 from smbwm.data.episode import episode_length, read_episode, read_frames
 from smbwm.data.lowres import downsample
 from smbwm.evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
-from smbwm.evaluation.playability import PlayabilityConfig, find_mario
+from smbwm.evaluation.playability import PlayabilityConfig
+from smbwm.models.mario_sprite import find_mario
 from smbwm.models.motion import estimate_scrolls
 from smbwm.models.openvino_runtime import apply_backend, resolve_backend
 from smbwm.models.world_model import WorldModel, to_model, to_uint8

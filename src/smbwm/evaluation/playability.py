@@ -5,10 +5,8 @@ Teacher-forced next-frame PSNR rewards blur (the mean of the possible next frame
 these figures are taken on windows of 10 s or more with the real actions, and on a minute of
 hands-on input ("hold right, jump now and then") from the spawns.
 
-Mario is found by his palette: small and big Mario are drawn in three NES colours (red, skin, brown
-in nes-py's palette), and a 16x16 window holding enough pixels of *each* is Mario. A ghost (Mario
-blended with the sky) or a 4x4 blob of the low-res model space has none of the exact colours, so the
-detector is also the sharpness test a blurred Mario cannot pass.
+Mario is found by his palette (models.mario_sprite): a ghost or a 4x4 blob of the low-res model space
+has none of his exact colours, so the detector is also the sharpness test a blurred Mario cannot pass.
 """
 from __future__ import annotations
 
@@ -16,15 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smbwm.models.mario_sprite import MARIO_WINDOW, count_marios, find_mario
 from smbwm.models.motion import HUD_ROWS, estimate_scrolls
-
-MARIO_COLOURS = np.array([[248, 56, 0], [252, 160, 68], [172, 124, 0]], np.int16)   # red, skin, brown
-COLOUR_TOLERANCE = 30      # per channel; a "?" block's (228, 92, 16) must stay outside the red class
-MARIO_WINDOW = 16          # px: small Mario's sprite
-# Each colour covers >= 35 pixels of a real Mario's 16x16 window in every frame tested; a 4x4-averaged
-# Mario (the low-res blob, upsampled) keeps at most one 16-pixel block of a colour: 20 separates them.
-MIN_COLOUR_PIXELS = 20
-
 
 @dataclass
 class PlayabilityConfig:
@@ -40,54 +31,6 @@ class PlayabilityConfig:
     travel_tolerance: float = 0.2      # camera travel within +-20 % of the game's
     min_travel_px: int = 32            # windows where the game's camera travels less are not scored for travel
     minute_gif: bool = True            # a GIF of the first spawn's minute (dream | real)
-
-
-def _box_sum(mask: np.ndarray, k: int) -> np.ndarray:
-    """(T, H, W) -> (T, H-k+1, W-k+1) sums over every k x k window (summed-area table)."""
-    c = np.pad(mask.cumsum(1, dtype=np.int32).cumsum(2, dtype=np.int32), ((0, 0), (1, 0), (1, 0)))
-    return c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]
-
-
-def _window_scores(frames: np.ndarray) -> np.ndarray:
-    """(t, 240, 256, 3) -> (t, h, w) per 16x16 window below the HUD: the Mario-colour pixel count if it
-    holds enough of each of his colours, else -1."""
-    f = np.asarray(frames[:, HUD_ROWS:], np.int16)
-    counts = np.stack([_box_sum((np.abs(f - c).max(-1) <= COLOUR_TOLERANCE).astype(np.int32), MARIO_WINDOW)
-                       for c in MARIO_COLOURS], -1)                                # (t, h, w, 3)
-    return np.where(counts.min(-1) >= MIN_COLOUR_PIXELS, counts.sum(-1), -1)
-
-
-def find_mario(frames: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(T, 240, 256, 3) uint8 -> shown (T,) bool, and Mario's centre x, y (T,) in screen pixels
-    (NaN where not shown). Looks below the HUD only (the HUD has no Mario colours but the coin icon)."""
-    shown, xs, ys = [], [], []
-    k = MARIO_WINDOW
-    for i in range(0, len(frames), chunk):
-        s = _window_scores(frames[i:i + chunk])
-        score = s.reshape(len(s), -1)
-        best = score.argmax(1)
-        y, x = np.divmod(best, s.shape[2])
-        ok = score.max(1) >= 0
-        shown.append(ok)
-        xs.append(np.where(ok, x + k / 2, np.nan))
-        ys.append(np.where(ok, y + k / 2 + HUD_ROWS, np.nan))
-    return np.concatenate(shown), np.concatenate(xs), np.concatenate(ys)
-
-
-def count_marios(frames: np.ndarray, most: int = 4, chunk: int = 64) -> np.ndarray:
-    """(T, 240, 256, 3) uint8 -> (T,) how many separate Marios each frame shows (up to `most`): windows
-    that pass find_mario's test, each one found blanking every window that overlaps it. The real game
-    shows one; a dream that samples can draw copies."""
-    k, out = MARIO_WINDOW, []
-    for i in range(0, len(frames), chunk):
-        for s in _window_scores(frames[i:i + chunk]):
-            n = 0
-            while n < most and s.max() >= 0:
-                y, x = np.unravel_index(s.argmax(), s.shape)
-                s[max(0, y - k + 1):y + k, max(0, x - k + 1):x + k] = -1
-                n += 1
-            out.append(n)
-    return np.asarray(out, np.int64)
 
 
 def game_mario_position(x_pos: np.ndarray, camera_x: np.ndarray, y_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,10 @@ class SamplerConfig:
     s_tmax: float = float("inf")
     s_noise: float = 1.0
     context_noise: float = 0.0    # sigma of noise added to the context at sampling (matches training)
+    # Redraw a frame whose picture does not show exactly one sharp Mario (models.mario_sprite) up to this
+    # many times, keeping the draw closest to one: a sample loses or doubles Mario now and then, and the
+    # next steps copy whatever the last frame shows (WorldModel.step).
+    mario_retries: int = 0
 
 
 def edm_precond(sigma: torch.Tensor, sigma_data: float):

@@ -6,6 +6,7 @@ being pressed now) and the 3 past scrolls:
   2. prior_low = shift(last low-res frame, k);      residual ~ sampler(denoiser)
      next_low = prior_low + residual
   3. next_full = upsampler(shift(last full frame, k), next_low)
+  4. if the sampler asks for it, steps 2-3 again for a frame that does not show exactly one Mario
 The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
+from smbwm.models.mario_sprite import count_marios
 from smbwm.models.motion import apply_scroll
 from smbwm.models.sampler import SamplerConfig
 from smbwm.models.upsampler import Upsampler, UpsamplerConfig
@@ -47,6 +49,7 @@ class StepOutput:
     full: torch.Tensor       # (B, 3, 240, 256)
     scroll: torch.Tensor     # (B,) int
     timings_ms: dict
+    redraws: int = 0         # frames drawn again because they did not show exactly one Mario
 
 
 class WorldModel(nn.Module):
@@ -75,8 +78,39 @@ class WorldModel(nn.Module):
             t1 = time.perf_counter()
             full = self.upsampler(self.shift_full(last_full, scroll), low, generator=generator).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
+            redraws = 0
+            if sampler.mario_retries > 0:
+                t2 = time.perf_counter()
+                low, full, redraws = self._redraw_marios(low, full, obs, last_full, act, scroll, sampler, generator)
+                times["mario_check"] = (time.perf_counter() - t2) * 1e3
         times["total"] = (time.perf_counter() - t0) * 1e3
-        return StepOutput(low, full, scroll, times)
+        return StepOutput(low, full, scroll, times, redraws)
+
+    def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
+                       act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator
+                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Draw again (same context and scroll, fresh noise) the frames of the batch whose picture does not
+        show exactly one sharp Mario, up to sampler.mario_retries times; each keeps the draw whose
+        count is closest to one (the first on ties). A frame where the game has no Mario (a pit, a pipe)
+        costs the retries and keeps its first draw."""
+        off = np.abs(count_marios(to_uint8(full)) - 1)                               # (B,) 0 = one Mario
+        redraws = 0
+        for _ in range(sampler.mario_retries):
+            idx = np.flatnonzero(off > 0)
+            if len(idx) == 0:
+                break
+            i = torch.as_tensor(idx, device=obs.device)
+            low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, generator)
+            full2 = self.upsampler(self.shift_full(last_full[i], scroll[i]), low2, generator=generator).float()
+            off2 = np.abs(count_marios(to_uint8(full2)) - 1)
+            better = off2 < off[idx]
+            if better.any():
+                b = torch.as_tensor(better, device=obs.device)
+                low, full = low.clone(), full.clone()
+                low[i[b]], full[i[b]] = low2[b].to(low.dtype), full2[b]
+                off[idx[better]] = off2[better]
+            redraws += len(idx)
+        return low, full, redraws
 
     def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip

@@ -1,0 +1,82 @@
+"""The sampler's Mario check (SamplerConfig.mario_retries): a frame that does not show exactly one sharp
+Mario is drawn again, the draw closest to one Mario is kept, per frame of a batch."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from smbwm.data.episode import list_episodes, read_episode
+from smbwm.evaluation.playability import game_mario_position
+from smbwm.models import world_model as wm
+from smbwm.models.denoiser import DenoiserConfig
+from smbwm.models.mario_sprite import count_marios
+from smbwm.models.motion import area_downsample
+from smbwm.models.sampler import SamplerConfig
+from smbwm.models.upsampler import UpsamplerConfig
+
+TINY = DenoiserConfig(channels=[8, 8, 16, 16], cond_dim=32, scroll_channels=8)
+
+
+def _model() -> wm.WorldModel:
+    torch.manual_seed(0)
+    # an untrained upsampler returns its prior, the last frame: what it shows is what the check sees
+    return wm.WorldModel(TINY, UpsamplerConfig(channels=8, blocks=1)).eval()
+
+
+def _inputs(frames: np.ndarray):
+    """Context from real frames (B, 240, 256, 3): the last full frame, its low-res copies, no motion."""
+    full = wm.to_model(frames)                                                  # (B, 3, 240, 256)
+    b = len(frames)
+    obs = area_downsample(full)[:, None].expand(b, 4, 3, 60, 64).contiguous()
+    return obs, full, torch.zeros(b, 4, 6), torch.zeros(b, 3, dtype=torch.long), torch.zeros(b, dtype=torch.long)
+
+
+def _mario_and_sky(real_episodes) -> np.ndarray:
+    """A real emulator frame with Mario, and the same frame with the sky painted over him."""
+    ep = read_episode(list_episodes(real_episodes)[0])
+    f = ep.frames[10].copy()
+    gx, gy = game_mario_position(ep.info["x_pos"][10:11], ep.info["camera_x"][10:11], ep.info["y_pos"][10:11])
+    x, y = int(gx[0]), int(gy[0])
+    empty = f.copy()
+    empty[y - 24:y + 24, max(x - 24, 0):x + 24] = f[40, 0]
+    return np.stack([f, empty])
+
+
+def test_only_frames_without_one_mario_are_redrawn_and_ties_keep_the_first_draw(real_episodes):
+    frames = _mario_and_sky(real_episodes)
+    assert list(count_marios(frames)) == [1, 0]
+    model = _model()
+    obs, full, act, past, scroll = _inputs(frames)
+    outs = {}
+    for retries in (0, 2):
+        g = torch.Generator().manual_seed(7)
+        outs[retries] = model.step(obs, full, act, past, SamplerConfig(num_steps=2, mario_retries=retries),
+                                   generator=g, scroll=scroll)
+    assert outs[0].redraws == 0
+    assert outs[2].redraws == 2                     # the frame without Mario, twice; the other never
+    assert "mario_check" in outs[2].timings_ms
+    # no draw of the Mario-less frame shows one Mario, so both keep their first draw: same pictures
+    assert torch.equal(outs[0].full, outs[2].full) and torch.equal(outs[0].low, outs[2].low)
+    assert list(count_marios(wm.to_uint8(outs[2].full))) == [1, 0]
+
+
+def test_each_frame_keeps_its_draw_closest_to_one_mario(real_episodes, monkeypatch):
+    frames = np.concatenate([_mario_and_sky(real_episodes), _mario_and_sky(real_episodes)[:1]])
+    model = _model()
+    for q in model.upsampler.parameters():          # let the picture depend on the denoiser's draw
+        q.data += 0.05 * torch.randn_like(q)
+    obs, full, act, past, scroll = _inputs(frames)
+    # counts the check "sees" on each call: first the batch of 3, then the frames it redraws
+    script = iter([np.array([1, 0, 2]), np.array([1, 3]), np.array([1])])
+    monkeypatch.setattr(wm, "count_marios", lambda f: next(script))
+    drawn = []
+    forward = model.upsampler.forward
+    model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]
+    out = model.step(obs, full, act, past, SamplerConfig(num_steps=2, mario_retries=3),
+                     generator=torch.Generator().manual_seed(1), scroll=scroll)
+    assert [len(d) for d in drawn] == [3, 2, 1]     # frames 1 and 2 redrawn, then frame 2 alone
+    assert out.redraws == 3
+    assert not torch.equal(drawn[0][1], drawn[1][0]) and not torch.equal(drawn[1][1], drawn[2][0])
+    assert torch.equal(out.full[0], drawn[0][0])    # one Mario at once: kept
+    assert torch.equal(out.full[1], drawn[1][0])    # 0 -> 1 Mario: the second draw
+    assert torch.equal(out.full[2], drawn[2][0])    # 2 -> 3 (worse, not taken) -> 1: the third draw
