@@ -91,7 +91,8 @@ def test_action_file_and_flag_errors(tmp_path):
     with pytest.raises(PlayError, match="0..255"):
         read_action_file(tmp_path / "big.txt")
     for argv, msg in ((["--real", "--compare"], "exclude"), (["--headless"], "--out"), (["--fps", "0"], "--fps"),
-                      (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file")):
+                      (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file"),
+                      (["--mario-retries", "-1"], "--mario-retries")):
         with pytest.raises(PlayError, match=msg):
             parse_args(argv)
 
@@ -181,6 +182,7 @@ def test_dream_headless_frames_and_actions_matter(tiny, spawn_dir, tmp_path):
         assert outs[name].shape == (6, 240, 256, 3) and outs[name].dtype == np.uint8
         stats = json.loads((out / "play_stats.json").read_text())
         assert stats["fps"] > 0 and stats["settings"]["mode"] == "dream" and stats["settings"]["sampler"] == "fast"
+        assert stats["mario_retries"] == 0                                    # the preset's: `fast` has no check
     assert not np.array_equal(outs["right"], outs["left"])
 
 
@@ -188,8 +190,9 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     from smbwm.game.run import action_stream
     rec = tmp_path / "rec"
     argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
-            "--seed", 3, "--out", tmp_path / "out", "--record", rec]
+            "--seed", 3, "--out", tmp_path / "out", "--record", rec, "--mario-retries", 1]
     assert play(*argv) == 0
+    assert json.loads((tmp_path / "out" / "play_stats.json").read_text())["mario_retries"] == 1
     [path] = list_episodes(rec)
     ep = read_episode(path)
     assert ep.attrs["source"] == "dream/human" and ep.attrs["denoising_steps"] >= 1 and len(ep) == 5

@@ -28,6 +28,7 @@ class PlayConfig:
     fps: float = 15.0                  # game steps per second (15 = real game speed at frame-skip 4)
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = DEFAULT_SAMPLER
+    mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
     device: str = "auto"
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=sampler_presets(), default=d.sampler,
                    help=f"sampler preset (config/sampler/): {d.sampler} (default: 4 stochastic Euler steps that draw "
                         "a sharp Mario), fast (1 step: his average, blurrier), sharp (2 steps), quality (3 Heun steps)")
+    p.add_argument("--mario-retries", type=int, dest="mario_retries",
+                   help="draw a frame that does not show exactly one sharp Mario again, up to this many times "
+                        "(default: the --sampler preset's; 0 shows the raw samples)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,
@@ -115,6 +119,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError("--compile is torch's compiler; with --backend openvino leave it out (or use --backend torch)")
     if cfg.denoising_steps is not None and cfg.denoising_steps < 1:
         raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
+    if cfg.mario_retries is not None and cfg.mario_retries < 0:
+        raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
     if cfg.headless:
         if cfg.out is None:
             raise PlayError("--headless needs --out DIR (where frames.npy, frames.gif, play_stats.json go)")
