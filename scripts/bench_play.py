@@ -5,6 +5,7 @@ scaling, drawing), headless with SDL's dummy driver, as `python src/play.py --he
     python scripts/bench_play.py --checkpoint runs/tiny/checkpoints --runs 3 --frames 60
     python scripts/bench_play.py --sampler sharp --modes dream --threads 1
     python scripts/bench_play.py --modes dream --backend torch,openvino   # one row per backend
+    python scripts/bench_play.py --modes dream --mario-retries 0          # without the sampler's Mario check
 
 Prints one table row per mode (median over runs) and writes the numbers to --json.
 """
@@ -54,7 +55,8 @@ def main() -> int:
     p.add_argument("--checkpoint", help="checkpoint dir/file (default: the shipped checkpoints/)")
     p.add_argument("--spawn", help="spawn folder or index (default: the player's default)")
     p.add_argument("--threads", help="torch threads (default: the player's, all cores)")
-    p.add_argument("--sampler", help="the player's --sampler preset (default: the player's, fast)")
+    p.add_argument("--sampler", help="the player's --sampler preset (default: the player's, game)")
+    p.add_argument("--mario-retries", help="the player's --mario-retries (default: the preset's)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
@@ -63,7 +65,8 @@ def main() -> int:
     p.add_argument("--json", default=str(REPO_ROOT / "runs" / "bench_play.json"))
     a = p.parse_args()
     extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
-        + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else [])
+        + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else []) \
+        + (["--mario-retries", a.mario_retries] if a.mario_retries else [])
     results = []
     try:
         for mode in a.modes.split(","):

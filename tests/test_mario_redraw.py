@@ -1,5 +1,5 @@
-"""The sampler's Mario check (SamplerConfig.mario_retries): a frame that does not show exactly one sharp
-Mario is drawn again, the draw closest to one Mario is kept, per frame of a batch."""
+"""The sampler's Mario check (SamplerConfig.mario_retries): a frame that loses or doubles the Mario its
+last frame showed is drawn again, the draw closest to one Mario is kept, per frame of a batch."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +42,7 @@ def _mario_and_sky(real_episodes) -> np.ndarray:
     return np.stack([f, empty])
 
 
-def test_only_frames_without_one_mario_are_redrawn_and_ties_keep_the_first_draw(real_episodes):
+def test_a_frame_whose_last_frame_shows_no_mario_is_not_redrawn(real_episodes):
     frames = _mario_and_sky(real_episodes)
     assert list(count_marios(frames)) == [1, 0]
     model = _model()
@@ -52,12 +52,27 @@ def test_only_frames_without_one_mario_are_redrawn_and_ties_keep_the_first_draw(
         g = torch.Generator().manual_seed(7)
         outs[retries] = model.step(obs, full, act, past, SamplerConfig(num_steps=2, mario_retries=retries),
                                    generator=g, scroll=scroll)
-    assert outs[0].redraws == 0
-    assert outs[2].redraws == 2                     # the frame without Mario, twice; the other never
-    assert "mario_check" in outs[2].timings_ms
-    # no draw of the Mario-less frame shows one Mario, so both keep their first draw: same pictures
-    assert torch.equal(outs[0].full, outs[2].full) and torch.equal(outs[0].low, outs[2].low)
+    # the untrained model draws its last frame: Mario kept in the first, nobody to keep in the second
     assert list(count_marios(wm.to_uint8(outs[2].full))) == [1, 0]
+    assert outs[0].redraws == outs[2].redraws == 0 and "mario_check" in outs[2].timings_ms
+    assert torch.equal(outs[0].full, outs[2].full) and torch.equal(outs[0].low, outs[2].low)
+
+
+def test_redraws_that_never_find_one_mario_keep_the_first_draw(real_episodes, monkeypatch):
+    frames = _mario_and_sky(real_episodes)[:1]
+    model = _model()
+    obs, full, act, past, scroll = _inputs(frames)
+    real_count = wm.count_marios
+    # the last frame (checked second) has Mario; every draw of the next frame is counted as none
+    calls = iter([None, "last"] + [None] * 4)
+    monkeypatch.setattr(wm, "count_marios", lambda f: real_count(f) if next(calls) == "last" else np.array([0]))
+    outs = {}
+    for retries in (0, 2):
+        g = torch.Generator().manual_seed(7)
+        outs[retries] = model.step(obs, full, act, past, SamplerConfig(num_steps=2, mario_retries=retries),
+                                   generator=g, scroll=scroll)
+    assert outs[2].redraws == 2
+    assert torch.equal(outs[0].full, outs[2].full) and torch.equal(outs[0].low, outs[2].low)
 
 
 def test_each_frame_keeps_its_draw_closest_to_one_mario(real_episodes, monkeypatch):
@@ -66,8 +81,8 @@ def test_each_frame_keeps_its_draw_closest_to_one_mario(real_episodes, monkeypat
     for q in model.upsampler.parameters():          # let the picture depend on the denoiser's draw
         q.data += 0.05 * torch.randn_like(q)
     obs, full, act, past, scroll = _inputs(frames)
-    # counts the check "sees" on each call: first the batch of 3, then the frames it redraws
-    script = iter([np.array([1, 0, 2]), np.array([1, 3]), np.array([1])])
+    # counts the check "sees" on each call: the batch's draws, its last frames, then the frames it redraws
+    script = iter([np.array([1, 0, 2]), np.array([1, 1, 1]), np.array([1, 3]), np.array([1])])
     monkeypatch.setattr(wm, "count_marios", lambda f: next(script))
     drawn = []
     forward = model.upsampler.forward

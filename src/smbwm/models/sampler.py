@@ -26,8 +26,8 @@ class SamplerConfig:
     s_tmax: float = float("inf")
     s_noise: float = 1.0
     context_noise: float = 0.0    # sigma of noise added to the context at sampling (matches training)
-    # Redraw a frame whose picture does not show exactly one sharp Mario (models.mario_sprite) up to this
-    # many times, keeping the draw closest to one: a sample loses or doubles Mario now and then, and the
+    # Redraw a frame that loses or doubles the sharp Mario the last frame showed (models.mario_sprite) up
+    # to this many times, keeping the draw closest to one Mario: a sample does that now and then, and the
     # next steps copy whatever the last frame shows (WorldModel.step).
     mario_retries: int = 0
 

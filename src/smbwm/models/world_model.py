@@ -89,11 +89,13 @@ class WorldModel(nn.Module):
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
                        act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator
                        ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Draw again (same context and scroll, fresh noise) the frames of the batch whose picture does not
-        show exactly one sharp Mario, up to sampler.mario_retries times; each keeps the draw whose
-        count is closest to one (the first on ties). A frame where the game has no Mario (a pit, a pipe)
-        costs the retries and keeps its first draw."""
+        """Draw again (same context and scroll, fresh noise) the frames of the batch that lose or double the
+        Mario their last frame showed, up to sampler.mario_retries times; each keeps the draw whose
+        count is closest to one (the first on ties). Where the last frame shows no Mario (a pit, a pipe,
+        or a Mario the dream lost) nothing is redrawn: the check keeps Mario, it does not conjure him, and
+        the game's own absences cost no extra draws."""
         off = np.abs(count_marios(to_uint8(full)) - 1)                               # (B,) 0 = one Mario
+        off[count_marios(to_uint8(last_full)) == 0] = 0                              # nobody to keep
         redraws = 0
         for _ in range(sampler.mario_retries):
             idx = np.flatnonzero(off > 0)
