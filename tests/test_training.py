@@ -100,7 +100,8 @@ def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, t
     assert any(not np.array_equal(x, y) for x, y in zip(frames[0x80], frames[0x40]))
     _, _, term, trunc, info = env.step(0)
     assert set(info["timings_ms"]) >= {"denoiser", "upsampler", "mario_check", "total"}
-    assert 0 <= info["redraws"] <= env.unwrapped.sampler.mario_retries == 2     # the default `game` preset
+    retries = env.unwrapped.sampler.mario_retries
+    assert retries > 0 and 0 <= info["redraws"] <= retries                       # the default `game` preset checks
     env.close()
 
 
