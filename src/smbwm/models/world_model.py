@@ -6,7 +6,7 @@ being pressed now) and the 3 past scrolls:
   2. prior_low = shift(last low-res frame, k);      residual ~ sampler(denoiser)
      next_low = prior_low + residual
   3. next_full = upsampler(shift(last full frame, k), next_low)
-  4. if the sampler asks for it, steps 2-3 again for a frame that does not show exactly one Mario
+  4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
 The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ class StepOutput:
     full: torch.Tensor       # (B, 3, 240, 256)
     scroll: torch.Tensor     # (B,) int
     timings_ms: dict
-    redraws: int = 0         # frames drawn again because they did not show exactly one Mario
+    redraws: int = 0         # frames drawn again because they lost or doubled the last frame's Mario
 
 
 class WorldModel(nn.Module):
@@ -95,7 +95,8 @@ class WorldModel(nn.Module):
         or a Mario the dream lost) nothing is redrawn: the check keeps Mario, it does not conjure him, and
         the game's own absences cost no extra draws."""
         off = np.abs(count_marios(to_uint8(full)) - 1)                               # (B,) 0 = one Mario
-        off[count_marios(to_uint8(last_full)) == 0] = 0                              # nobody to keep
+        if off.any():                                                                # nobody to keep: no redraw
+            off[count_marios(to_uint8(last_full)) == 0] = 0
         redraws = 0
         for _ in range(sampler.mario_retries):
             idx = np.flatnonzero(off > 0)
