@@ -24,7 +24,11 @@ def sampler_line(s: dict) -> str:
     churn = f", churn {s['s_churn']:g} (fresh noise at each step)" if s.get("s_churn") else ""
     noise = f", context noise {s['context_noise']:g}" if s.get("context_noise") else ""
     r = s.get("mario_retries")
-    noise += f", a frame that loses or doubles the last frame's Mario redrawn up to {r} times" if r else ""
+    if r:
+        noise += f", a frame that loses or doubles the last frame's Mario redrawn up to {r} times"
+        if s.get("mario_rescue"):
+            n = min(s["mario_rescue"], r)
+            noise += ", one without Mario after a frame without him " + ("once" if n == 1 else f"{n} times")
     if s["num_steps"] == 1:
         return f"1 {kind} step from sigma {s['sigma_max']:g}{churn}{noise}"
     return f"{s['num_steps']} {kind} steps, sigma {s['sigma_max']:g} -> {s['sigma_min']:g} -> 0{churn}{noise}"

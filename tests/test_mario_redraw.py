@@ -95,3 +95,22 @@ def test_each_frame_keeps_its_draw_closest_to_one_mario(real_episodes, monkeypat
     assert torch.equal(out.full[0], drawn[0][0])    # one Mario at once: kept
     assert torch.equal(out.full[1], drawn[1][0])    # 0 -> 1 Mario: the second draw
     assert torch.equal(out.full[2], drawn[2][0])    # 2 -> 3 (worse, not taken) -> 1: the third draw
+
+
+def test_a_lost_mario_gets_only_the_rescue_budget_of_redraws(real_episodes, monkeypatch):
+    frames = _mario_and_sky(real_episodes)                     # last frames: Mario, and the sky without him
+    model = _model()
+    obs, full, act, past, scroll = _inputs(frames)
+    real_count = wm.count_marios
+    # every draw is counted as showing no Mario; the last frames are counted for real
+    calls = iter([None, "last"] + [None] * 8)
+    monkeypatch.setattr(wm, "count_marios",
+                        lambda f: real_count(f) if next(calls) == "last" else np.zeros(len(f), int))
+    drawn = []
+    forward = model.upsampler.forward
+    model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]
+    out = model.step(obs, full, act, past, SamplerConfig(num_steps=2, mario_retries=3, mario_rescue=1),
+                     generator=torch.Generator().manual_seed(1), scroll=scroll)
+    # both frames are redrawn once; then only the one whose last frame showed Mario, to 3 retries
+    assert [len(d) for d in drawn] == [2, 2, 1, 1]
+    assert out.redraws == 4

@@ -92,14 +92,15 @@ class WorldModel(nn.Module):
         """Draw again (same context and scroll, fresh noise) the frames of the batch that lose or double the
         Mario their last frame showed, up to sampler.mario_retries times; each keeps the draw whose
         count is closest to one (the first on ties). Where the last frame shows no Mario (a pit, a pipe,
-        or a Mario the dream lost) nothing is redrawn: the check keeps Mario, it does not conjure him, and
-        the game's own absences cost no extra draws."""
+        or a Mario the dream lost) a frame without exactly one is redrawn only sampler.mario_rescue times
+        (at most mario_retries): a lost Mario can come back, and the game's own absences cost few draws."""
         off = np.abs(count_marios(to_uint8(full)) - 1)                               # (B,) 0 = one Mario
-        if off.any():                                                                # nobody to keep: no redraw
-            off[count_marios(to_uint8(last_full)) == 0] = 0
+        budget = np.full(len(off), sampler.mario_retries)
+        if off.any():                                # the last frame is counted only when a draw fails
+            budget[count_marios(to_uint8(last_full)) == 0] = min(sampler.mario_rescue, sampler.mario_retries)
         redraws = 0
-        for _ in range(sampler.mario_retries):
-            idx = np.flatnonzero(off > 0)
+        for attempt in range(int(budget.max(initial=0))):
+            idx = np.flatnonzero((off > 0) & (budget > attempt))
             if len(idx) == 0:
                 break
             i = torch.as_tensor(idx, device=obs.device)
