@@ -20,6 +20,7 @@ from smbwm.data.episode import list_episodes, read_episode  # noqa: E402
 from smbwm.data.spawn import list_spawns, load_spawn  # noqa: E402
 from smbwm.game.config import PlayError, parse_args  # noqa: E402
 from smbwm.game.run import read_action_file  # noqa: E402
+from smbwm.models.sampler import load_sampler  # noqa: E402
 
 RIGHT, LEFT, RUN_JUMP_RIGHT = 0x80, 0x40, 0x83
 
@@ -192,7 +193,8 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
             "--seed", 3, "--out", tmp_path / "out", "--record", rec, "--mario-retries", 1]
     assert play(*argv) == 0
-    assert json.loads((tmp_path / "out" / "play_stats.json").read_text())["mario_retries"] == 1
+    stats = json.loads((tmp_path / "out" / "play_stats.json").read_text())
+    assert stats["mario_retries"] == 1 and stats["mario_rescue"] == load_sampler().mario_rescue
     [path] = list_episodes(rec)
     ep = read_episode(path)
     assert ep.attrs["source"] == "dream/human" and ep.attrs["denoising_steps"] >= 1 and len(ep) == 5
