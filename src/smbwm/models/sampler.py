@@ -30,9 +30,9 @@ class SamplerConfig:
     # to this many times, keeping the draw closest to one Mario: a sample does that now and then, and the
     # next steps copy whatever the last frame shows (WorldModel.step).
     mario_retries: int = 0
-    # Where the last frame shows no Mario, redraw a frame that still shows none this many times (capped
-    # by mario_retries, whose 0 turns the whole check off): a Mario the dream lost comes back, while a
-    # pit or a pipe, where the game has none, costs only these few extra draws per frame.
+    # Where the last frame shows no Mario, redraw a frame still without exactly one this many times
+    # (capped by mario_retries, whose 0 turns the whole check off): a Mario the dream lost can come
+    # back, while a pit or a pipe, where the game has none, costs only these few extra draws per frame.
     mario_rescue: int = 0
 
 
