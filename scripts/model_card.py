@@ -29,6 +29,8 @@ def sampler_line(s: dict) -> str:
         if s.get("mario_rescue"):
             n = min(s["mario_rescue"], r)
             noise += ", one without Mario after a frame without him " + ("once" if n == 1 else f"{n} times")
+            if s.get("mario_rescue_steps"):
+                noise += f" while he has been gone for at most {s['mario_rescue_steps']} frames"
     if s["num_steps"] == 1:
         return f"1 {kind} step from sigma {s['sigma_max']:g}{churn}{noise}"
     return f"{s['num_steps']} {kind} steps, sigma {s['sigma_max']:g} -> {s['sigma_min']:g} -> 0{churn}{noise}"
@@ -126,6 +128,41 @@ def playability_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def end_model_section(ck: Path, report: dict) -> str:
+    """The end model's held-out figures (end_model_report.json) and whether the dream ends with the game."""
+    path = ck / "end_model_report.json"
+    if not path.exists():
+        return ""
+    r = json.loads(path.read_text())
+    pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
+    sets = [(f"10-s windows, {name}", s["playability"]) for name, s in report["sets"].items()
+            if "dream_ended" in s.get("playability", {})]
+    sp = report.get("playability_spawns", {})
+    if "dream_ended" in sp.get("all", {}):
+        sets.append(("spawn minutes", sp["all"]))
+    lines = [f"""
+## The end model: when the dream's game is over (`scripts/train_end_model.py`)
+
+On every step of {r['heldout_steps']} held-out real episode steps ({r['heldout_ends']} of them the game's end), given the game's own
+frames, at its threshold {r['threshold']:.3f}: it finds {pct(r['ends_found'])} of the game's ends and calls
+{r['false_ends_per_1000_steps']:.1f} false ends per 1000 other steps ({r['false_ends_per_1000_last_10_steps']:.1f} per 1000 of the 10 steps before an end,
+where Mario is beside what is about to kill him). At 0.5: {pct(r['ends_found_at_0.5'])} of the ends,
+{r['false_ends_per_1000_steps_at_0.5']:.1f} false ends per 1000 steps.
+"""]
+    if sets:
+        lines += ["In the dream (the playability runs above; \"with the game\": within 15 steps of the game's end, of the runs the game ended):", "",
+                  "| runs | dream ended | game ended | dream ended with the game | dream ended while the game played on |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {what} | {pct(p['dream_ended'])} | {pct(p['game_ended'])} | {pct(p.get('ended_with_game'))} "
+                  f"| {pct(p['ended_early'])} |" for what, p in sets]
+    per = sp.get("per_spawn", {})
+    if per and "dream_end_step" in next(iter(per.values())):
+        lines += ["", "| spawn | the game ends at step | the dream ends at step |", "|---|---|---|"]
+        lines += [f"| {name} | {f['game_steps'] if f['game_steps'] < f['steps'] else 'plays on'} "
+                  f"| {f['dream_end_step'] or 'plays on'} |" for name, f in per.items()]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default=str(CHECKPOINTS))
@@ -185,6 +222,7 @@ stalled for good. Sharpness: mean luminance gradient of the playfield against th
 
 ![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
 """
+    card += end_model_section(ck, report)
     others = {f.stem.removeprefix("report_"): json.loads(f.read_text()) for f in sorted(ck.glob("report_*.json"))}
     others = {k: v for k, v in others.items() if "sampler" in v and k != "playability"}
     if others:

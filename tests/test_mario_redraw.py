@@ -114,3 +114,28 @@ def test_a_lost_mario_gets_only_the_rescue_budget_of_redraws(real_episodes, monk
     # both frames are redrawn once; then only the one whose last frame showed Mario, to 3 retries
     assert [len(d) for d in drawn] == [2, 2, 1, 1]
     assert out.redraws == 4
+
+
+def test_the_rescue_stops_once_mario_has_been_gone_longer_than_its_bound(real_episodes, monkeypatch):
+    frames = _mario_and_sky(real_episodes)[1:].repeat(2, 0)    # two items whose last frame shows no Mario
+    model = _model()
+    obs, full, act, past, scroll = _inputs(frames)
+    monkeypatch.setattr(wm, "count_marios", lambda f: np.zeros(len(f), int))      # every draw loses him
+    drawn = []
+    forward = model.upsampler.forward
+    model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]
+    sampler = SamplerConfig(num_steps=2, mario_retries=3, mario_rescue=2, mario_rescue_steps=5)
+    out = model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(1), scroll=scroll,
+                     lost_steps=np.array([5, 6]))
+    # gone for 5 frames: still rescued (twice); for 6: past the bound, drawn once
+    assert [len(d) for d in drawn] == [2, 1, 1] and out.redraws == 2
+    assert list(out.marios) == [0, 0]
+    drawn.clear()
+    model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(1), scroll=scroll)
+    assert [len(d) for d in drawn] == [2, 2, 2]                # no count from the caller: no bound
+
+
+def test_lost_steps_count_the_frames_in_a_row_without_mario():
+    lost = np.array([0, 3, 7])
+    assert list(wm.count_lost_steps(lost, np.array([1, 0, 2]))) == [0, 4, 0]
+    assert wm.count_lost_steps(lost, None) is lost              # the sampler did not count: nothing known

@@ -195,6 +195,7 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     assert play(*argv) == 0
     stats = json.loads((tmp_path / "out" / "play_stats.json").read_text())
     assert stats["mario_retries"] == 1 and stats["mario_rescue"] == load_sampler().mario_rescue
+    assert stats["mario_rescue_steps"] == load_sampler().mario_rescue_steps
     [path] = list_episodes(rec)
     ep = read_episode(path)
     assert ep.attrs["source"] == "dream/human" and ep.attrs["denoising_steps"] >= 1 and len(ep) == 5

@@ -89,3 +89,25 @@ def test_track_figures_of_the_real_game_a_frozen_and_a_blurred_dream(real_episod
     assert s["runs"] == 2 and s["camera_travel_within_tolerance"] == 0.5 and s["alive_at_end"] == 0.5
     one = frame_playability(real)
     assert one["camera_travel_px"] == perfect["camera_travel_px"] and one["mario_shown_fraction"] >= 0.95
+
+
+def test_end_figures_say_whether_the_dream_ends_with_the_game(real_episodes):
+    cfg = PlayabilityConfig(end_tolerance=3)
+    ep = _long_episode(real_episodes)
+    real, n = ep.frames, len(ep.frames) - 1
+    game_over_at = n // 2                                 # a game that ends halfway through the dream's run
+    ends = np.zeros(n, bool)
+
+    def run(end_at):
+        e = ends.copy()
+        if end_at is not None:
+            e[end_at - 1:] = True
+        return track_figures(Track(real, real[:game_over_at + 1], None, e), cfg)
+
+    together, early, never = run(game_over_at + 2), run(2), run(None)
+    assert together["dream_end_step"] == game_over_at + 2 and never["dream_end_step"] is None
+    assert "dream_end_step" not in track_figures(Track(real, real), cfg)          # no end model: no end figures
+    s = summarise([together, early, never], cfg)
+    assert s["dream_ended"] == pytest.approx(2 / 3) and s["game_ended"] == 1.0
+    assert s["ended_with_game"] == pytest.approx(1 / 3) and s["ended_early"] == pytest.approx(1 / 3)
+    assert s["dream_end_step_median"] == pytest.approx((game_over_at + 4) / 2)

@@ -28,7 +28,7 @@ def _play(env, spawn: int, action: int, steps: int = 30) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def env():
-    return WorldModelEnv()              # defaults: the shipped checkpoint and spawns
+    return WorldModelEnv(end_episodes=False)   # the shipped checkpoint and spawns; these tests play on past an end
 
 
 def test_shipped_checkpoint_is_small_fp16_safetensors():

@@ -15,6 +15,7 @@ import torch
 from conftest import ROOT, compose
 
 from main import run
+from smbwm.models.mario_sprite import count_marios
 from smbwm.utils.checkpoint import load_tensors
 
 
@@ -102,6 +103,11 @@ def test_dream_env_passes_the_checker_and_responds_to_actions(tiny_checkpoint, t
     assert set(info["timings_ms"]) >= {"denoiser", "upsampler", "mario_check", "total"}
     retries = env.unwrapped.sampler.mario_retries
     assert retries > 0 and 0 <= info["redraws"] <= retries                       # the default `game` preset checks
+    lost = info["mario_lost_steps"]
+    for _ in range(3):                         # frames in a row without a sharp Mario, as the detector sees them
+        obs, *_, info = env.step(0x80)
+        lost = 0 if count_marios(obs[None])[0] else lost + 1
+        assert info["mario_lost_steps"] == lost
     env.close()
 
 

@@ -3,7 +3,8 @@
 Same action bytes (Discrete(256), NES controller byte), same 240x256x3 uint8 observations. Reset
 starts from a spawn (4 real frames and the actions between them); each step runs scroll head,
 denoiser and upsampler once. There is no game logic inside: reward is the camera's progress
-(pixels scrolled right), episodes end only by truncation.
+(pixels scrolled right), and an episode ends (`terminated`) where the checkpoint's end model reads
+from the last two frames that the game would be over (models.end_model), or by truncation.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from smbwm.data.spawn import Spawn, SpawnError, list_spawns, load_spawn
 from smbwm.models.motion import estimate_scrolls
 from smbwm.models.openvino_runtime import OpenVINOUnavailable, apply_backend, resolve_backend
 from smbwm.models.sampler import load_sampler
-from smbwm.models.world_model import WorldModel, resolve_checkpoint, to_model, to_uint8
+from smbwm.models.mario_sprite import count_marios
+from smbwm.models.world_model import WorldModel, count_lost_steps, resolve_checkpoint, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
 from smbwm.utils.paths import DEFAULT_SAMPLER, SPAWNS
 from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
@@ -36,7 +38,7 @@ class WorldModelEnv(gym.Env):
                  device: str = "auto", denoising_steps: int | None = None, sampler: str = DEFAULT_SAMPLER,
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
-                 backend: str = "torch", mario_retries: int | None = None):
+                 backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -58,6 +60,8 @@ class WorldModelEnv(gym.Env):
             same = [p for p in self.spawns if _spawn_level(p) == level]
             self.spawns = same or self.spawns
         self.max_episode_steps = max_episode_steps
+        # the checkpoint's end model (if any) ends an episode where the game would: Mario dies or takes the flag
+        self.end_episodes = end_episodes and self.model.end_model is not None
         self.report_timings = report_timings    # wall-clock timings in info (the only non-deterministic key)
         self.timings_ms: dict = {}
         self.render_mode = render_mode
@@ -109,6 +113,7 @@ class WorldModelEnv(gym.Env):
         self._gen = torch.Generator(dev).manual_seed(int(self.np_random.integers(2 ** 31)))
         self._t, self._camera = 0, int(s.meta.get("camera_x", 0))
         self._frame = np.array(s.full_res[-1])
+        self._lost = count_lost_steps(np.zeros(1, np.int64), count_marios(self._frame[None]))
         return self._frame.copy(), self._info({})
 
     def _info(self, timings: dict) -> dict:
@@ -124,7 +129,9 @@ class WorldModelEnv(gym.Env):
         if not 0 <= a <= 255:
             raise ValueError(f"action must be a NES button byte 0..255, got {action!r}")
         acts = self._mh[self._acts + [a]][None].to(self.device)                     # (1, c, 6)
-        out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen)
+        out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen,
+                              lost_steps=self._lost)
+        self._lost = count_lost_steps(self._lost, out.marios)
         self._obs = torch.cat([self._obs[:, 1:], out.low[:, None]], 1)
         self._full = out.full
         self._acts = self._acts[1:] + [a]
@@ -136,9 +143,12 @@ class WorldModelEnv(gym.Env):
         self.timings_ms = out.timings_ms
         if self.render_mode == "human":
             self.render()
-        truncated = self._t >= self.max_episode_steps
-        return self._frame.copy(), float(k), False, truncated, {**self._info(out.timings_ms), "scroll": k,
-                                                                   "redraws": out.redraws}
+        end = None if out.end_prob is None else float(out.end_prob[0])
+        terminated = self.end_episodes and end > self.model.end_model.cfg.threshold
+        truncated = self._t >= self.max_episode_steps and not terminated
+        return self._frame.copy(), float(k), terminated, truncated, {
+            **self._info(out.timings_ms), "scroll": k, "redraws": out.redraws,
+            "mario_lost_steps": int(self._lost[0]), "end_prob": end}
 
     def render(self):
         if self.render_mode == "rgb_array":

@@ -17,10 +17,10 @@ from smbwm.data.episode import episode_length, read_episode, read_frames
 from smbwm.data.lowres import downsample
 from smbwm.evaluation.metrics import agreement_by_step, controllability, psnr_per_frame, ssim
 from smbwm.evaluation.playability import PlayabilityConfig
-from smbwm.models.mario_sprite import find_mario
+from smbwm.models.mario_sprite import count_marios, find_mario
 from smbwm.models.motion import estimate_scrolls
 from smbwm.models.openvino_runtime import apply_backend, resolve_backend
-from smbwm.models.world_model import WorldModel, to_model, to_uint8
+from smbwm.models.world_model import WorldModel, count_lost_steps, to_model, to_uint8
 from smbwm.utils.device import autocast, autocast_dtype, cpu_has_bf16
 
 
@@ -69,6 +69,7 @@ class Rollout:
         self.model, self.sampler, self.device, self.amp = model, sampler, device, amp
         self.mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
         self.gen = torch.Generator(device).manual_seed(seed)
+        self.end_probs: np.ndarray | None = None   # (B, steps) of the last run: P(the game ends here), if an end model
 
     def run(self, segs: list[Segment], steps: int, real_scroll: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """Context = the first `c` frames of each segment; returns dream (B, steps, 240,256,3) and
@@ -80,18 +81,22 @@ class Rollout:
         obs = to_model(downsample(full[:, :c]), dev)
         last = to_model(full[:, c - 1], dev)
         past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
-        outs_full, outs_low, times = [], [], []
+        lost = count_lost_steps(np.zeros(len(segs), np.int64), count_marios(full[:, c - 1]))
+        outs_full, outs_low, times, ends = [], [], [], []
         for t in range(steps):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
-            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k)
+            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k, lost_steps=lost)
+            lost = count_lost_steps(lost, o.marios)
             obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
             outs_full.append(to_uint8(o.full))
             outs_low.append(to_uint8(o.low))
             times.append(o.timings_ms)
+            ends.append(o.end_prob)
+        self.end_probs = None if ends[0] is None else np.stack(ends, 1)
         return np.stack(outs_full, 1), np.stack(outs_low, 1), times
 
     @torch.no_grad()

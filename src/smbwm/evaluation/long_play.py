@@ -25,11 +25,19 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
     for i in tqdm(range(0, len(segs), batch_size), desc=f"playability {name}", leave=False):
         b = segs[i:i + batch_size]
         dream, _, _ = roll.run(b, cfg.window_steps)
-        for s, d in zip(b, dream):
+        for s, d, e in zip(b, dream, dream_ends(roll, len(b))):
             gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
-            tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy))
+            tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy), e)
             runs.append(track_figures(tr, cfg, cfg.psnr_steps))
     return summarise(runs, cfg)
+
+
+def dream_ends(roll: Rollout, batch: int) -> list[np.ndarray | None]:
+    """Per run of the last Rollout.run, the steps where the end model says the game is over."""
+    end = roll.model.end_model
+    if roll.end_probs is None or end is None:
+        return [None] * batch
+    return list(roll.end_probs > end.cfg.threshold)
 
 
 def play_real_game(spawn: Spawn, actions: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
@@ -67,10 +75,10 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
     segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res)) for s in spawns]
     dream, _, _ = roll.run(segs, steps)                                           # (S, steps, 240, 256, 3)
     per, runs, first = {}, [], None
-    for s, p, d in zip(spawns, spawn_paths, dream):
+    for s, p, d, e in zip(spawns, spawn_paths, dream, dream_ends(roll, len(spawns))):
         played = play_real_game(s, acts)
         real, xy = played if played else (s.full_res[-1:], None)
-        tr = Track(np.concatenate([s.full_res[-1:], d]), real, xy)
+        tr = Track(np.concatenate([s.full_res[-1:], d]), real, xy, e)
         per[p.name] = track_figures(tr, cfg)
         runs.append(per[p.name])
         if first is None:

@@ -28,6 +28,7 @@ class PlayabilityConfig:
     stall_steps: int = 15              # a camera still this long while the game's moves is stalled
     near_px: float = 8.0               # "near the game's Mario": centre distance in pixels
     early_steps: int = 15              # steps counted for "near the game's Mario"
+    end_tolerance: int = 15            # the dream "ends with the game" within this many steps of its end
     travel_tolerance: float = 0.2      # camera travel within +-20 % of the game's
     min_travel_px: int = 32            # windows where the game's camera travels less are not scored for travel
     minute_gif: bool = True            # a GIF of the first spawn's minute (dream | real)
@@ -100,6 +101,7 @@ class Track:
     dream: np.ndarray                  # (T+1, 240, 256, 3)
     real: np.ndarray                   # (T'+1, ...) the game's frames, T' <= T if the game ended early
     game_xy: tuple[np.ndarray, np.ndarray] | None = None   # (T'+1,) each, Mario's centre in the game
+    dream_ends: np.ndarray | None = None   # (T,) bool: the end model says the game is over (None: no end model)
 
 
 def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | None = None) -> dict:
@@ -125,6 +127,8 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         "sharpness_ratio": float(sharp_d.mean() / max(sharp_r.mean(), 1e-6)),
         "first_stall_step": int(np.argmax(stall_reached)) + 1 if stall_reached.any() else None,
     }
+    if tr.dream_ends is not None:
+        out["dream_end_step"] = int(np.argmax(tr.dream_ends)) + 1 if tr.dream_ends.any() else None
     if tr.game_xy is not None:
         gx, gy = tr.game_xy[0][1:m + 1], tr.game_xy[1][1:m + 1]
         dist = np.hypot(x[:m] - gx, y[:m] - gy)
@@ -168,6 +172,21 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
         "alive_at_end": float(np.mean([r["death_step"] >= r["steps"] for r in runs])),
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
     }
+    if "dream_end_step" in runs[0]:
+        ended = [r for r in runs if r["dream_end_step"] is not None]
+        game_ended = [r for r in runs if r["game_steps"] < r["steps"]]        # the game ended inside the run
+        out.update({
+            "dream_ended": len(ended) / len(runs),
+            "dream_end_step_median": float(np.median([r["dream_end_step"] for r in ended])) if ended else None,
+            "game_ended": len(game_ended) / len(runs),
+            # the dream ended within end_tolerance steps of the game's end (of the runs where the game ended)
+            "ended_with_game": float(np.mean([r["dream_end_step"] is not None and
+                                              abs(r["dream_end_step"] - r["game_steps"]) <= cfg.end_tolerance
+                                              for r in game_ended])) if game_ended else None,
+            # the dream ended where the game plays on (before its end, beyond the tolerance)
+            "ended_early": float(np.mean([r["dream_end_step"] is not None and
+                                          r["dream_end_step"] < r["game_steps"] - cfg.end_tolerance for r in runs])),
+        })
     ps = {}
     for r in runs:
         for h, v in r.get("psnr_240x256", {}).items():

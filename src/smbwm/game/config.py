@@ -29,6 +29,7 @@ class PlayConfig:
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = DEFAULT_SAMPLER
     mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
+    end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
     device: str = "auto"
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mario-retries", type=int, dest="mario_retries",
                    help="draw a frame that does not show exactly one sharp Mario again, up to this many times "
                         "(default: the --sampler preset's; 0 shows the raw samples)")
+    p.add_argument("--no-end", action="store_false", dest="end_episodes",
+                   help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
+                        "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,

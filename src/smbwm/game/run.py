@@ -139,8 +139,8 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "step_ms_median": round(float(np.median(log.step_ms)), 2) if log.step_ms else None,
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
-        "mario_retries": getattr(getattr(session.dream, "sampler", None), "mario_retries", None),
-        "mario_rescue": getattr(getattr(session.dream, "sampler", None), "mario_rescue", None),
+        **{k: getattr(getattr(session.dream, "sampler", None), k, None)
+           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps")},
         "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
         "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
         "actions": {A.name(b): int(c) for b, c in zip(*np.unique(np.array(log.actions, np.int64), return_counts=True))}

@@ -34,6 +34,10 @@ class SamplerConfig:
     # (capped by mario_retries, whose 0 turns the whole check off): a Mario the dream lost can come
     # back, while a pit or a pipe, where the game has none, costs only these few extra draws per frame.
     mario_rescue: int = 0
+    # Rescue only while Mario has been gone for at most this many drawn frames (0: always). Where the dream
+    # has lost him for good, every frame would otherwise be drawn 1 + mario_rescue times and play slows
+    # down. The caller counts the frames (WorldModel.step's lost_steps; the env and Rollout do).
+    mario_rescue_steps: int = 0
 
 
 def edm_precond(sigma: torch.Tensor, sigma_data: float):

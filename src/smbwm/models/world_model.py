@@ -7,7 +7,9 @@ being pressed now) and the 3 past scrolls:
      next_low = prior_low + residual
   3. next_full = upsampler(shift(last full frame, k), next_low)
   4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
-The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json.
+  5. if the checkpoint has an end model, P(the game would end the episode with this step)
+The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json (and, optional,
+end_model.safetensors).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
+from smbwm.models.end_model import EndModel, EndModelConfig
 from smbwm.models.mario_sprite import count_marios
 from smbwm.models.motion import apply_scroll
 from smbwm.models.sampler import SamplerConfig
@@ -30,6 +33,7 @@ from smbwm.utils.paths import CHECKPOINTS
 
 FORMAT = "smb-world-model/checkpoint"
 FILES = ("denoiser.safetensors", "upsampler.safetensors", "model.json")
+END_FILE = "end_model.safetensors"      # optional (scripts/train_end_model.py)
 
 
 def to_model(frames: np.ndarray | torch.Tensor, device=None) -> torch.Tensor:
@@ -50,6 +54,15 @@ class StepOutput:
     scroll: torch.Tensor     # (B,) int
     timings_ms: dict
     redraws: int = 0         # frames drawn again because they lost or doubled the last frame's Mario
+    marios: np.ndarray | None = None   # (B,) sharp Marios in each kept frame (None: the sampler does not check)
+    end_prob: np.ndarray | None = None  # (B,) P(the game would end the episode here) (None: no end model)
+
+
+def count_lost_steps(lost_steps: np.ndarray, marios: np.ndarray | None) -> np.ndarray:
+    """(B,) drawn frames in a row without Mario, updated with a step's Mario counts (StepOutput.marios)."""
+    if marios is None:
+        return lost_steps
+    return np.where(np.asarray(marios) > 0, 0, np.asarray(lost_steps) + 1)
 
 
 class WorldModel(nn.Module):
@@ -57,6 +70,7 @@ class WorldModel(nn.Module):
         super().__init__()
         self.denoiser = Denoiser(denoiser)
         self.upsampler = Upsampler(upsampler)
+        self.end_model: EndModel | None = None
 
     @property
     def context(self) -> int:
@@ -65,9 +79,11 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def step(self, obs: torch.Tensor, last_full: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor,
              sampler: SamplerConfig, amp_dtype: torch.dtype | None = None, generator=None,
-             scroll: torch.Tensor | None = None) -> StepOutput:
+             scroll: torch.Tensor | None = None, lost_steps: np.ndarray | None = None) -> StepOutput:
         """obs (B,context,3,60,64), last_full (B,3,240,256) in [-1,1]; act (B,context,6) multi-hot;
-        past_scroll (B,context-1). `scroll` forces the camera scroll (evaluation with real scrolls)."""
+        past_scroll (B,context-1). `scroll` forces the camera scroll (evaluation with real scrolls).
+        lost_steps (B,): drawn frames in a row, up to the last one, without Mario (count_lost_steps);
+        None rescues a lost Mario however long he has been gone (sampler.mario_rescue_steps needs it)."""
         dev = obs.device
         times, t0 = {}, time.perf_counter()
         with autocast(dev, amp_dtype):
@@ -78,26 +94,39 @@ class WorldModel(nn.Module):
             t1 = time.perf_counter()
             full = self.upsampler(self.shift_full(last_full, scroll), low, generator=generator).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
-            redraws = 0
+            redraws, marios = 0, None
             if sampler.mario_retries > 0:
                 t2 = time.perf_counter()
-                low, full, redraws = self._redraw_marios(low, full, obs, last_full, act, scroll, sampler, generator)
+                low, full, redraws, marios = self._redraw_marios(low, full, obs, last_full, act, scroll, sampler,
+                                                                 generator, lost_steps)
                 times["mario_check"] = (time.perf_counter() - t2) * 1e3
+        end = None
+        if self.end_model is not None:
+            t3 = time.perf_counter()
+            end = self.end_model.end_prob(last_full, full).cpu().numpy()
+            times["end_model"] = (time.perf_counter() - t3) * 1e3
         times["total"] = (time.perf_counter() - t0) * 1e3
-        return StepOutput(low, full, scroll, times, redraws)
+        return StepOutput(low, full, scroll, times, redraws, marios, end)
 
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
-                       act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator
-                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
+                       act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
+                       lost_steps: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, int, np.ndarray]:
         """Draw again (same context and scroll, fresh noise) the frames of the batch that lose or double the
         Mario their last frame showed, up to sampler.mario_retries times; each keeps the draw whose
         count is closest to one (the first on ties). Where the last frame shows no Mario (a pit, a pipe,
         or a Mario the dream lost) a frame without exactly one is redrawn only sampler.mario_rescue times
-        (at most mario_retries): a lost Mario can come back, and the game's own absences cost few draws."""
-        off = np.abs(count_marios(to_uint8(full)) - 1)                               # (B,) 0 = one Mario
+        (at most mario_retries): a lost Mario can come back, and the game's own absences cost few draws;
+        once he has been gone for more than sampler.mario_rescue_steps frames (lost_steps), not at all.
+        Returns the kept low and full frames, the redraw count and each kept frame's Mario count."""
+        marios = count_marios(to_uint8(full))                                        # (B,)
+        off = np.abs(marios - 1)                                                     # 0 = one Mario
         budget = np.full(len(off), sampler.mario_retries)
         if off.any():                                # the last frame is counted only when a draw fails
-            budget[count_marios(to_uint8(last_full)) == 0] = min(sampler.mario_rescue, sampler.mario_retries)
+            rescue = np.full(len(off), min(sampler.mario_rescue, sampler.mario_retries))
+            if lost_steps is not None and sampler.mario_rescue_steps > 0:
+                rescue[np.asarray(lost_steps) > sampler.mario_rescue_steps] = 0
+            lost = count_marios(to_uint8(last_full)) == 0
+            budget[lost] = rescue[lost]
         redraws = 0
         for attempt in range(int(budget.max(initial=0))):
             idx = np.flatnonzero((off > 0) & (budget > attempt))
@@ -106,15 +135,16 @@ class WorldModel(nn.Module):
             i = torch.as_tensor(idx, device=obs.device)
             low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, generator)
             full2 = self.upsampler(self.shift_full(last_full[i], scroll[i]), low2, generator=generator).float()
-            off2 = np.abs(count_marios(to_uint8(full2)) - 1)
+            marios2 = count_marios(to_uint8(full2))
+            off2 = np.abs(marios2 - 1)
             better = off2 < off[idx]
             if better.any():
                 b = torch.as_tensor(better, device=obs.device)
                 low, full = low.clone(), full.clone()
                 low[i[b]], full[i[b]] = low2[b].to(low.dtype), full2[b]
-                off[idx[better]] = off2[better]
+                off[idx[better]], marios[idx[better]] = off2[better], marios2[better]
             redraws += len(idx)
-        return low, full, redraws
+        return low, full, redraws, marios
 
     def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
@@ -126,8 +156,13 @@ class WorldModel(nn.Module):
         folder = Path(folder)
         save_tensors(folder / FILES[0], self.denoiser.state_dict(), dtype)
         save_tensors(folder / FILES[1], self.upsampler.state_dict(), dtype)
+        meta = {**(meta or {})}
+        meta.pop("end_model", None)
+        if self.end_model is not None:
+            save_tensors(folder / END_FILE, self.end_model.state_dict(), dtype)
+            meta["end_model"] = asdict(self.end_model.cfg)
         save_json(folder / FILES[2], {"format": FORMAT, "version": 1, "denoiser": asdict(self.denoiser.cfg),
-                                      "upsampler": asdict(self.upsampler.cfg), **(meta or {})})
+                                      "upsampler": asdict(self.upsampler.cfg), **meta})
         return folder
 
     @classmethod
@@ -143,7 +178,11 @@ class WorldModel(nn.Module):
             raise CheckpointError(f"{folder / FILES[2]}: not a {FORMAT} file; {hint}")
         try:
             model = cls(DenoiserConfig(**meta["denoiser"]), UpsamplerConfig(**meta["upsampler"]))
-            for name, sub in ((FILES[0], model.denoiser), (FILES[1], model.upsampler)):
+            parts = [(FILES[0], model.denoiser), (FILES[1], model.upsampler)]
+            if meta.get("end_model") is not None:
+                model.end_model = EndModel(EndModelConfig(**meta["end_model"]))
+                parts.append((END_FILE, model.end_model))
+            for name, sub in parts:
                 sd = {k: v.float() for k, v in load_tensors(folder / name).items()}
                 sub.load_state_dict(sd)
         except (TypeError, KeyError, RuntimeError) as e:
