@@ -31,6 +31,8 @@ def sampler_line(s: dict) -> str:
             noise += ", one without Mario after a frame without him " + ("once" if n == 1 else f"{n} times")
             if s.get("mario_rescue_steps"):
                 noise += f" while he has been gone for at most {s['mario_rescue_steps']} frames"
+    if s.get("tile_snap"):
+        noise += f", each frame's 8x8 cells snapped onto the tile book where at most {s['tile_snap']} of 64 pixels differ"
     if s["num_steps"] == 1:
         return f"1 {kind} step from sigma {s['sigma_max']:g}{churn}{noise}"
     return f"{s['num_steps']} {kind} steps, sigma {s['sigma_max']:g} -> {s['sigma_min']:g} -> 0{churn}{noise}"
@@ -163,6 +165,27 @@ where Mario is beside what is about to kill him). At 0.5: {pct(r['ends_found_at_
     return "\n".join(lines) + "\n"
 
 
+def tile_book_section(ck: Path) -> str:
+    """The tile book's figures (tiles_report.json)."""
+    path = ck / "tiles_report.json"
+    if not path.exists():
+        return ""
+    r = json.loads(path.read_text())
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"                 # noqa: E731
+    held = "".join(
+        f"\n- {Path(d).name}: {h['frames']} real frames; the book holds {pct(h['cells_in_book'])} of their cells, and the "
+        f"snap (limit {r['max_diff']} pixels) changes {pct(h['pixels_changed_by_snap'])} of their pixels "
+        f"({pct(h['frames_changed_by_snap'])} of the frames have a changed cell)" for d, h in r.get("heldout", {}).items())
+    if held:
+        held = "\n\nOn held-out real episodes (what the snap would repaint in the real game):" + held
+    return f"""
+## The tile book: the real game's 8x8 cells (`scripts/build_tile_book.py`)
+
+{r['tiles']} cells of the screen grid that every {r['every']}th frame of the training episodes shows at least
+{r['min_count']} times ({r['distinct_cells_seen']} distinct cells seen; the kept ones make up {pct(r['training_cells_in_book'])} of all cells counted).{held}
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default=str(CHECKPOINTS))
@@ -223,6 +246,7 @@ stalled for good. Sharpness: mean luminance gradient of the playfield against th
 ![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
 """
     card += end_model_section(ck, report)
+    card += tile_book_section(ck)
     others = {f.stem.removeprefix("report_"): json.loads(f.read_text()) for f in sorted(ck.glob("report_*.json"))}
     others = {k: v for k, v in others.items() if "sampler" in v and k != "playability"}
     if others:

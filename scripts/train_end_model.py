@@ -27,8 +27,8 @@ from tqdm import tqdm  # noqa: E402
 
 from smbwm.data.episode import EpisodeError, list_episodes, read_episode  # noqa: E402
 from smbwm.models.end_model import WINDOW, EndModel, EndModelConfig  # noqa: E402
-from smbwm.models.world_model import END_FILE, FILES, resolve_checkpoint, to_model  # noqa: E402
-from smbwm.utils.checkpoint import CheckpointError, load_json, save_json, save_tensors  # noqa: E402
+from smbwm.models.world_model import END_FILE, FILES, add_to_checkpoint, resolve_checkpoint, to_model  # noqa: E402
+from smbwm.utils.checkpoint import CheckpointError  # noqa: E402
 
 
 def episode_pairs(path: Path, tail: int, random_steps: int, rng: np.random.Generator | None, margin: int = 0
@@ -171,20 +171,12 @@ def main(argv=None) -> int:
     }
     for k, v in report.items():
         print(f"{k}: {v}")
-    out.mkdir(parents=True, exist_ok=True)
-    if out != folder:                                  # a copy of the checkpoint with the end model added
-        import shutil
-        for name in FILES:
-            shutil.copy2(folder / name, out / name)
     try:
-        meta = load_json(out / FILES[2])
+        written = add_to_checkpoint(folder, out, END_FILE, model.state_dict(), "end_model", asdict(model.cfg), report,
+                                    torch.float16)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
-    save_tensors(out / END_FILE, model.state_dict(), torch.float16)
-    meta["end_model"] = asdict(model.cfg)
-    save_json(out / FILES[2], meta)
-    save_json(out / "end_model_report.json", report)
-    print(f"wrote {out / END_FILE} (threshold {thr:.3f}) and {out / 'end_model_report.json'}")
+    print(f"wrote {out / END_FILE} (threshold {thr:.3f}) and {written}")
     return 0
 
 

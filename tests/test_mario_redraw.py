@@ -58,14 +58,17 @@ def test_a_frame_whose_last_frame_shows_no_mario_is_not_redrawn(real_episodes):
     assert torch.equal(outs[0].full, outs[2].full) and torch.equal(outs[0].low, outs[2].low)
 
 
+def _centres(counts: list[int]) -> list[list[tuple[float, float]]]:
+    """What mario_centres returns for frames showing these many Marios (positions do not matter here)."""
+    return [[(128.0, 120.0)] * n for n in counts]
+
+
 def test_redraws_that_never_find_one_mario_keep_the_first_draw(real_episodes, monkeypatch):
     frames = _mario_and_sky(real_episodes)[:1]
     model = _model()
     obs, full, act, past, scroll = _inputs(frames)
-    real_count = wm.count_marios
-    # the last frame (checked second) has Mario; every draw of the next frame is counted as none
-    calls = iter([None, "last"] + [None] * 4)
-    monkeypatch.setattr(wm, "count_marios", lambda f: real_count(f) if next(calls) == "last" else np.array([0]))
+    # the last frame (counted for real) has Mario; every draw of the next frame is counted as none
+    monkeypatch.setattr(wm, "mario_centres", lambda f: _centres([0] * len(f)))
     outs = {}
     for retries in (0, 2):
         g = torch.Generator().manual_seed(7)
@@ -81,9 +84,10 @@ def test_each_frame_keeps_its_draw_closest_to_one_mario(real_episodes, monkeypat
     for q in model.upsampler.parameters():          # let the picture depend on the denoiser's draw
         q.data += 0.05 * torch.randn_like(q)
     obs, full, act, past, scroll = _inputs(frames)
-    # counts the check "sees" on each call: the batch's draws, its last frames, then the frames it redraws
-    script = iter([np.array([1, 0, 2]), np.array([1, 1, 1]), np.array([1, 3]), np.array([1])])
-    monkeypatch.setattr(wm, "count_marios", lambda f: next(script))
+    # counts the check "sees" on each call: the batch's draws, then the frames it redraws; the last frames: 1 each
+    script = iter([[1, 0, 2], [1, 3], [1]])
+    monkeypatch.setattr(wm, "mario_centres", lambda f: _centres(next(script)))
+    monkeypatch.setattr(wm, "count_marios", lambda f: np.ones(len(f), int))
     drawn = []
     forward = model.upsampler.forward
     model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]
@@ -101,11 +105,8 @@ def test_a_lost_mario_gets_only_the_rescue_budget_of_redraws(real_episodes, monk
     frames = _mario_and_sky(real_episodes)                     # last frames: Mario, and the sky without him
     model = _model()
     obs, full, act, past, scroll = _inputs(frames)
-    real_count = wm.count_marios
     # every draw is counted as showing no Mario; the last frames are counted for real
-    calls = iter([None, "last"] + [None] * 8)
-    monkeypatch.setattr(wm, "count_marios",
-                        lambda f: real_count(f) if next(calls) == "last" else np.zeros(len(f), int))
+    monkeypatch.setattr(wm, "mario_centres", lambda f: _centres([0] * len(f)))
     drawn = []
     forward = model.upsampler.forward
     model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]
@@ -120,7 +121,8 @@ def test_the_rescue_stops_once_mario_has_been_gone_longer_than_its_bound(real_ep
     frames = _mario_and_sky(real_episodes)[1:].repeat(2, 0)    # two items whose last frame shows no Mario
     model = _model()
     obs, full, act, past, scroll = _inputs(frames)
-    monkeypatch.setattr(wm, "count_marios", lambda f: np.zeros(len(f), int))      # every draw loses him
+    monkeypatch.setattr(wm, "mario_centres", lambda f: _centres([0] * len(f)))      # every draw loses him
+    monkeypatch.setattr(wm, "count_marios", lambda f: np.zeros(len(f), int))
     drawn = []
     forward = model.upsampler.forward
     model.upsampler.forward = lambda *a, **k: drawn.append(forward(*a, **k)) or drawn[-1]

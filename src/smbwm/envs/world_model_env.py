@@ -38,7 +38,8 @@ class WorldModelEnv(gym.Env):
                  device: str = "auto", denoising_steps: int | None = None, sampler: str = DEFAULT_SAMPLER,
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
-                 backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True):
+                 backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True,
+                 tile_snap: int | None = None):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -49,6 +50,8 @@ class WorldModelEnv(gym.Env):
         self.sampler = load_sampler(sampler, denoising_steps)
         if mario_retries is not None:           # None: the preset's own
             self.sampler.mario_retries = int(mario_retries)
+        if tile_snap is not None:               # None: the preset's; it needs the checkpoint's tile book
+            self.sampler.tile_snap = int(tile_snap)
         self.backend = apply_backend(self.model, backend, self.device, compile)
         if self.backend == "openvino":
             self.amp = None     # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike autocast

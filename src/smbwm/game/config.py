@@ -29,6 +29,7 @@ class PlayConfig:
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = DEFAULT_SAMPLER
     mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
+    tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mario-retries", type=int, dest="mario_retries",
                    help="draw a frame that does not show exactly one sharp Mario again, up to this many times "
                         "(default: the --sampler preset's; 0 shows the raw samples)")
+    p.add_argument("--tile-snap", type=int, dest="tile_snap",
+                   help="snap each drawn 8x8 cell that differs from a tile of the real game in at most this many of "
+                        "its 64 pixels onto that tile (default: the --sampler preset's; 0 shows the frames as drawn)")
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
@@ -125,6 +129,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
     if cfg.mario_retries is not None and cfg.mario_retries < 0:
         raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
+    if cfg.tile_snap is not None and not 0 <= cfg.tile_snap <= 64:
+        raise PlayError(f"--tile-snap must be between 0 and 64 (pixels of an 8x8 cell), got {cfg.tile_snap}")
     if cfg.headless:
         if cfg.out is None:
             raise PlayError("--headless needs --out DIR (where frames.npy, frames.gif, play_stats.json go)")

@@ -34,6 +34,11 @@ class EndModelConfig:
     threshold: float = 0.5
 
 
+def _uint8(frames: torch.Tensor) -> np.ndarray:
+    """(B,3,H,W) in [-1,1] -> (B,H,W,3) uint8."""
+    return frames.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
+
+
 class EndModel(nn.Module):
     def __init__(self, cfg: EndModelConfig):
         super().__init__()
@@ -52,14 +57,11 @@ class EndModel(nn.Module):
         """Two full-res frames (B,3,240,256) in [-1,1] -> the network's input (B,6,64,64): both frames in
         the window around Mario. `margin` widens the window on every side (training crops it at random)."""
         h, w = last_full.shape[-2:]
-        xs, ys = [], []
-        for f in (last_full, full):
-            u8 = f.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
-            _, x, y = find_mario(u8)
-            xs.append(x)
-            ys.append(y)
-        cx = np.where(np.isfinite(xs[0]), xs[0], np.where(np.isfinite(xs[1]), xs[1], w / 2))
-        cy = np.where(np.isfinite(ys[0]), ys[0], np.where(np.isfinite(ys[1]), ys[1], (h + HUD_ROWS) / 2))
+        _, cx, cy = find_mario(_uint8(last_full))
+        if not np.isfinite(cx).all():              # the new frame is searched only where the last has no Mario
+            _, nx, ny = find_mario(_uint8(full))
+            cx = np.where(np.isfinite(cx), cx, np.where(np.isfinite(nx), nx, w / 2))
+            cy = np.where(np.isfinite(cy), cy, np.where(np.isfinite(ny), ny, (h + HUD_ROWS) / 2))
         size = WINDOW + 2 * margin
         x0 = np.clip(np.round(cx - size / 2), 0, w - size).astype(int)
         y0 = np.clip(np.round(cy - size / 2), HUD_ROWS, h - size).astype(int)

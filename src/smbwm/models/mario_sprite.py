@@ -63,17 +63,22 @@ def find_mario(frames: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndar
     return np.concatenate(shown), np.concatenate(xs), np.concatenate(ys)
 
 
-def count_marios(frames: np.ndarray, most: int = 4, chunk: int = 64) -> np.ndarray:
-    """(T, 240, 256, 3) uint8 -> (T,) how many separate Marios each frame shows (up to `most`): windows
-    that pass find_mario's test, each one found blanking every window that overlaps it. The real game
-    shows one; a dream that samples can draw copies."""
+def mario_centres(frames: np.ndarray, most: int = 4, chunk: int = 64) -> list[list[tuple[float, float]]]:
+    """(T, 240, 256, 3) uint8 -> per frame, the centre (x, y) in screen pixels of each separate Mario it
+    shows (up to `most`, the best first): windows that pass find_mario's test, each one found blanking
+    every window that overlaps it. The real game shows one; a dream that samples can draw copies."""
     k, out = MARIO_WINDOW, []
     for i in range(0, len(frames), chunk):
         for s in _window_scores(frames[i:i + chunk]):
-            n = 0
-            while n < most and s.max() >= 0:
+            found = []
+            while len(found) < most and s.max() >= 0:
                 y, x = np.unravel_index(s.argmax(), s.shape)
                 s[max(0, y - k + 1):y + k, max(0, x - k + 1):x + k] = -1
-                n += 1
-            out.append(n)
-    return np.asarray(out, np.int64)
+                found.append((x + k / 2, y + k / 2 + HUD_ROWS))
+            out.append(found)
+    return out
+
+
+def count_marios(frames: np.ndarray, most: int = 4, chunk: int = 64) -> np.ndarray:
+    """(T, 240, 256, 3) uint8 -> (T,) how many separate Marios each frame shows (up to `most`, mario_centres)."""
+    return np.asarray([len(c) for c in mario_centres(frames, most, chunk)], np.int64)

@@ -38,6 +38,10 @@ class SamplerConfig:
     # has lost him for good, every frame would otherwise be drawn 1 + mario_rescue times and play slows
     # down. The caller counts the frames (WorldModel.step's lost_steps; the env and Rollout do).
     mario_rescue_steps: int = 0
+    # Snap each drawn frame onto the checkpoint's tile book (models.tiles): an 8x8 cell that differs from
+    # the nearest 8x8 patch the real game shows often in at most this many of its 64 pixels becomes that
+    # patch. 0 (or a checkpoint without a book): frames as drawn.
+    tile_snap: int = 0
 
 
 def edm_precond(sigma: torch.Tensor, sigma_data: float):

@@ -7,9 +7,10 @@ being pressed now) and the 3 past scrolls:
      next_low = prior_low + residual
   3. next_full = upsampler(shift(last full frame, k), next_low)
   4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
-  5. if the checkpoint has an end model, P(the game would end the episode with this step)
+  5. if the sampler asks for it and the checkpoint has a tile book, cells snapped onto the real game's tiles
+  6. if the checkpoint has an end model, P(the game would end the episode with this step)
 The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json (and, optional,
-end_model.safetensors).
+end_model.safetensors and tiles.safetensors).
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from torch import nn
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
 from smbwm.models.end_model import EndModel, EndModelConfig
-from smbwm.models.mario_sprite import count_marios
+from smbwm.models.mario_sprite import count_marios, mario_centres
 from smbwm.models.motion import apply_scroll
 from smbwm.models.sampler import SamplerConfig
+from smbwm.models.tiles import TileBook
 from smbwm.models.upsampler import Upsampler, UpsamplerConfig
 from smbwm.utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
 from smbwm.utils.device import autocast
@@ -34,6 +36,7 @@ from smbwm.utils.paths import CHECKPOINTS
 FORMAT = "smb-world-model/checkpoint"
 FILES = ("denoiser.safetensors", "upsampler.safetensors", "model.json")
 END_FILE = "end_model.safetensors"      # optional (scripts/train_end_model.py)
+TILES_FILE = "tiles.safetensors"        # optional (scripts/build_tile_book.py)
 
 
 def to_model(frames: np.ndarray | torch.Tensor, device=None) -> torch.Tensor:
@@ -71,6 +74,7 @@ class WorldModel(nn.Module):
         self.denoiser = Denoiser(denoiser)
         self.upsampler = Upsampler(upsampler)
         self.end_model: EndModel | None = None
+        self.tiles: TileBook | None = None
 
     @property
     def context(self) -> int:
@@ -94,12 +98,17 @@ class WorldModel(nn.Module):
             t1 = time.perf_counter()
             full = self.upsampler(self.shift_full(last_full, scroll), low, generator=generator).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
-            redraws, marios = 0, None
+            redraws, marios, centres = 0, None, None
             if sampler.mario_retries > 0:
                 t2 = time.perf_counter()
-                low, full, redraws, marios = self._redraw_marios(low, full, obs, last_full, act, scroll, sampler,
-                                                                 generator, lost_steps)
+                low, full, redraws, centres = self._redraw_marios(low, full, obs, last_full, act, scroll, sampler,
+                                                                  generator, lost_steps)
+                marios = np.array([len(c) for c in centres], np.int64)
                 times["mario_check"] = (time.perf_counter() - t2) * 1e3
+        if sampler.tile_snap > 0 and self.tiles is not None:
+            t4 = time.perf_counter()
+            full, _ = self.tiles.snap(full, sampler.tile_snap, centres)
+            times["tiles"] = (time.perf_counter() - t4) * 1e3
         end = None
         if self.end_model is not None:
             t3 = time.perf_counter()
@@ -110,15 +119,16 @@ class WorldModel(nn.Module):
 
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
                        act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
-                       lost_steps: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, int, np.ndarray]:
+                       lost_steps: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, int, list]:
         """Draw again (same context and scroll, fresh noise) the frames of the batch that lose or double the
         Mario their last frame showed, up to sampler.mario_retries times; each keeps the draw whose
         count is closest to one (the first on ties). Where the last frame shows no Mario (a pit, a pipe,
         or a Mario the dream lost) a frame without exactly one is redrawn only sampler.mario_rescue times
         (at most mario_retries): a lost Mario can come back, and the game's own absences cost few draws;
         once he has been gone for more than sampler.mario_rescue_steps frames (lost_steps), not at all.
-        Returns the kept low and full frames, the redraw count and each kept frame's Mario count."""
-        marios = count_marios(to_uint8(full))                                        # (B,)
+        Returns the kept low and full frames, the redraw count and each kept frame's Marios (mario_centres)."""
+        centres = mario_centres(to_uint8(full))
+        marios = np.array([len(c) for c in centres], np.int64)                       # (B,)
         off = np.abs(marios - 1)                                                     # 0 = one Mario
         budget = np.full(len(off), sampler.mario_retries)
         if off.any():                                # the last frame is counted only when a draw fails
@@ -135,7 +145,8 @@ class WorldModel(nn.Module):
             i = torch.as_tensor(idx, device=obs.device)
             low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, generator)
             full2 = self.upsampler(self.shift_full(last_full[i], scroll[i]), low2, generator=generator).float()
-            marios2 = count_marios(to_uint8(full2))
+            centres2 = mario_centres(to_uint8(full2))
+            marios2 = np.array([len(c) for c in centres2], np.int64)
             off2 = np.abs(marios2 - 1)
             better = off2 < off[idx]
             if better.any():
@@ -143,8 +154,10 @@ class WorldModel(nn.Module):
                 low, full = low.clone(), full.clone()
                 low[i[b]], full[i[b]] = low2[b].to(low.dtype), full2[b]
                 off[idx[better]], marios[idx[better]] = off2[better], marios2[better]
+                for j in np.flatnonzero(better):
+                    centres[idx[j]] = centres2[j]
             redraws += len(idx)
-        return low, full, redraws, marios
+        return low, full, redraws, centres
 
     def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
@@ -161,6 +174,10 @@ class WorldModel(nn.Module):
         if self.end_model is not None:
             save_tensors(folder / END_FILE, self.end_model.state_dict(), dtype)
             meta["end_model"] = asdict(self.end_model.cfg)
+        meta.pop("tiles", None)
+        if self.tiles is not None:
+            save_tensors(folder / TILES_FILE, self.tiles.state_dict())
+            meta["tiles"] = {"count": len(self.tiles)}
         save_json(folder / FILES[2], {"format": FORMAT, "version": 1, "denoiser": asdict(self.denoiser.cfg),
                                       "upsampler": asdict(self.upsampler.cfg), **meta})
         return folder
@@ -185,9 +202,32 @@ class WorldModel(nn.Module):
             for name, sub in parts:
                 sd = {k: v.float() for k, v in load_tensors(folder / name).items()}
                 sub.load_state_dict(sd)
-        except (TypeError, KeyError, RuntimeError) as e:
+            if meta.get("tiles") is not None:
+                model.tiles = TileBook(**load_tensors(folder / TILES_FILE))
+        except (TypeError, KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"{folder}: weights do not match model.json ({str(e).splitlines()[0][:200]})") from None
         return model.to(device).eval(), meta
+
+
+def add_to_checkpoint(folder: str | Path, out: str | Path, name: str, tensors: dict[str, torch.Tensor], key: str,
+                      value: dict, report: dict, dtype: torch.dtype | None = None) -> Path:
+    """Write an optional part (the end model, the tile book) into a checkpoint: `out` is the checkpoint
+    folder itself, or a new folder that gets a copy of it first. The part's file `name`, its entry
+    `key` in model.json, and its figures as `<stem>_report.json`. CheckpointError on a bad model.json."""
+    import shutil
+    folder, out = Path(folder), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != folder.resolve():
+        for f in (*FILES, END_FILE, TILES_FILE):
+            if (folder / f).exists():
+                shutil.copy2(folder / f, out / f)
+    meta = load_json(out / FILES[2])
+    save_tensors(out / name, tensors, dtype)
+    meta[key] = value
+    save_json(out / FILES[2], meta)
+    report_path = out / f"{name.split('.')[0]}_report.json"
+    save_json(report_path, report)
+    return report_path
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

@@ -1,0 +1,125 @@
+"""Build the tile book of a world-model checkpoint (models.tiles) from real emulator episodes.
+
+Counts the 8x8 cells of the screen grid over every `--every`-th frame of the training episodes and
+keeps those seen at least `--min-count` times. With `--heldout`, it also reports how many cells of
+held-out real frames the book holds, and how much of those real frames the snap would change (it
+should change almost nothing: what it changes there, it would also change in the dream). The book
+goes into the checkpoint folder (tiles.safetensors, `tiles` in model.json), the figures into
+tiles_report.json; `sampler.tile_snap` turns the snap on.
+
+    python scripts/build_tile_book.py --data dataset_files/smb/train --heldout dataset_files/smb/heldout_levels
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_frames
+from smbwm.models.palette import palette_index
+from smbwm.models.tiles import TileBook, cell_hashes, frame_cells
+from smbwm.models.world_model import FILES, TILES_FILE, add_to_checkpoint, resolve_checkpoint, to_model
+from smbwm.utils.checkpoint import CheckpointError
+
+
+def episode_paths(dirs: list[str]) -> list[Path]:
+    paths = [p for d in dirs for p in list_episodes(d)]
+    if not paths:
+        sys.exit(f"error: no episodes in {', '.join(dirs)} (record some: python src/collect.py, see docs/data.md)")
+    return paths
+
+
+def sampled_frames(path: Path, every: int) -> np.ndarray:
+    """Every `every`-th frame of one episode, (T, 240, 256, 3) uint8."""
+    return read_frames(path, list(range(0, episode_length(path) + 1, every)))
+
+
+def frame_indices(frames: np.ndarray) -> np.ndarray:
+    """(T, 240, 256, 3) uint8 -> (T, 240, 256) uint8 palette indices."""
+    return palette_index(to_model(frames)).numpy().astype(np.uint8)
+
+
+def count_cells(paths: list[Path], every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct cell of the sampled frames (K, 64) and how often it was seen (K,)."""
+    counts: dict[int, int] = {}
+    first: dict[int, np.ndarray] = {}
+    for p in tqdm(paths, desc="count tiles", unit="episode"):
+        cells = frame_cells(frame_indices(sampled_frames(p, every))).reshape(-1, 64)
+        hashes, at, n = np.unique(cell_hashes(cells), return_index=True, return_counts=True)
+        for h, i, k in zip(hashes.tolist(), at.tolist(), n.tolist()):
+            counts[h] = counts.get(h, 0) + k
+            if h not in first:
+                first[h] = cells[i]
+    keys = list(counts)
+    return np.stack([first[k] for k in keys]), np.array([counts[k] for k in keys], np.int64)
+
+
+def heldout_figures(book: TileBook, paths: list[Path], every: int, max_diff: int) -> dict:
+    """Share of held-out real cells the book holds, and of their pixels and frames the snap (max_diff) changes."""
+    known = cells_n = changed_px = frames_n = frames_changed = 0
+    for p in tqdm(paths, desc="held-out frames", unit="episode"):
+        frames = sampled_frames(p, every)
+        cells = frame_cells(frame_indices(frames))
+        known += int(book.known(cells).sum())
+        cells_n += cells.size // 64
+        x = to_model(frames)
+        snapped, _ = book.snap(x, max_diff)
+        diff = (snapped != x).any(1)                                   # (T, H, W)
+        changed_px += int(diff.sum())
+        frames_changed += int(diff.any((1, 2)).sum())
+        frames_n += len(frames)
+    return {"frames": frames_n, "cells_in_book": known / max(cells_n, 1),
+            "pixels_changed_by_snap": changed_px / max(frames_n * 240 * 256, 1),
+            "frames_changed_by_snap": frames_changed / max(frames_n, 1)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", required=True, help="folders of training episodes (HDF5)")
+    ap.add_argument("--heldout", nargs="*", default=[], help="folders of held-out episodes: coverage figures")
+    ap.add_argument("--checkpoint", default=None, help="world-model checkpoint folder (default: the shipped one)")
+    ap.add_argument("--out", default=None, help="folder to write into (default: the checkpoint folder)")
+    ap.add_argument("--every", type=int, default=5, help="count every n-th frame of each episode")
+    ap.add_argument("--min-count", type=int, default=20, help="keep cells seen at least this many times")
+    ap.add_argument("--max-diff", type=int, default=16,
+                    help="the snap's limit for the held-out figures (the `game` sampler's tile_snap)")
+    args = ap.parse_args(argv)
+    if args.every < 1 or args.min_count < 1 or not 0 <= args.max_diff <= 64:
+        sys.exit("error: --every and --min-count must be at least 1, --max-diff between 0 and 64")
+
+    folder = resolve_checkpoint(args.checkpoint)
+    if not (folder / FILES[2]).exists():
+        sys.exit(f"error: {folder}: no world-model checkpoint here (expected {', '.join(FILES)})")
+    out = Path(args.out) if args.out else folder
+    try:
+        train = episode_paths(args.data)
+        heldout = {d: episode_paths([d]) for d in args.heldout}
+        tiles, counts = count_cells(train, args.every)
+        keep = counts >= args.min_count
+        if not keep.any():
+            sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
+        book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]))
+        report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
+                  "tiles": len(book), "distinct_cells_seen": int(len(counts)),
+                  "training_cells_in_book": float(counts[keep].sum() / counts.sum())}
+        report["max_diff"] = args.max_diff
+        report["heldout"] = {d: heldout_figures(book, paths, args.every, args.max_diff) for d, paths in heldout.items()}
+    except EpisodeError as e:
+        sys.exit(f"error: {e}")
+    for k, v in report.items():
+        print(f"{k}: {v}")
+
+    try:
+        written = add_to_checkpoint(folder, out, TILES_FILE, book.state_dict(), "tiles", {"count": len(book)}, report)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {out / TILES_FILE} ({len(book)} tiles) and {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""The tile book: every 8x8 patch the real game shows often, and a snap of drawn frames onto it.
+
+The NES draws its background from 8x8 tiles, so a real frame is made of few distinct patches, seen
+again and again. The dream's upsampler picks each pixel's colour on its own (models.upsampler), and
+over a minute of play a few wrong pixels per cell pile up: bricks lose their mortar and become
+streaks, HUD digits garble, walls collect speckle. Each wrong pixel is copied into the next frame's
+prior, so the damage only grows.
+
+The book holds the 8x8 cells of the screen grid (columns from x = 0, rows from y = 0) that real frames
+show at least `min_count` times, counted over training episodes (`scripts/build_tile_book.py`). The
+camera's scroll moves the background tiles across that grid, so a tile is stored at each of the 8
+offsets it was seen at; nothing has to track the scroll phase.
+
+A drawn frame is snapped cell by cell: a cell that is in the book stays; a cell that differs from its
+nearest book entry in at most `max_diff` of its 64 pixels becomes that entry; a cell farther from
+everything (a sprite, something new) stays as drawn, and so does every cell around Mario (whose
+pose the book must not choose). The snapped frame is what the player sees and what the next step's
+upsampler takes as its prior, so a clean frame stays clean.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from smbwm.models.mario_sprite import MARIO_WINDOW, mario_centres
+from smbwm.models.palette import NES_PALETTE, palette_index, palette_tensor
+
+TILE = 8
+CELL = TILE * TILE
+MEMO_SIZE = 100_000         # remembered nearest entries (cells seen before) before the memory starts over
+MARIO_MARGIN = 4            # px around Mario's 16x16 window that the snap leaves alone
+_PALETTE_RGB = np.array(NES_PALETTE, np.uint8)
+_SPLITMIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def frame_cells(idx: np.ndarray) -> np.ndarray:
+    """(..., H, W) palette indices -> (..., H/8 * W/8, 64) uint8: the screen grid's 8x8 cells, row-major."""
+    *lead, h, w = idx.shape
+    c = idx.reshape(*lead, h // TILE, TILE, w // TILE, TILE).swapaxes(-3, -2)
+    return np.ascontiguousarray(c, np.uint8).reshape(*lead, (h // TILE) * (w // TILE), CELL)
+
+
+def cell_hashes(cells: np.ndarray) -> np.ndarray:
+    """(..., 64) uint8 -> (...) uint64, equal for equal cells (and, but for ~1 in 2^64, only for those).
+    Each of a cell's 8 words is folded in through splitmix64's mixer: a plain weighted sum of the words
+    is linear, and cells that differ in a regular pattern of pixels then collide."""
+    words = np.ascontiguousarray(cells, np.uint8).view(np.uint64)        # (..., 8)
+    h = np.zeros(words.shape[:-1], np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(words.shape[-1]):
+            z = h + words[..., k] + _SPLITMIX[0]
+            z = (z ^ (z >> np.uint64(30))) * _SPLITMIX[1]
+            z = (z ^ (z >> np.uint64(27))) * _SPLITMIX[2]
+            h = z ^ (z >> np.uint64(31))
+    return h
+
+
+class TileBook(nn.Module):
+    """tiles (K, 64) palette indices (models.palette), counts (K,) how often real frames show each."""
+
+    def __init__(self, tiles: torch.Tensor, counts: torch.Tensor):
+        super().__init__()
+        if tiles.ndim != 2 or tiles.shape[1] != CELL or counts.shape != tiles.shape[:1] or len(tiles) == 0:
+            raise ValueError(f"a tile book needs (K, {CELL}) tiles and (K,) counts, K > 0; "
+                             f"got {tuple(tiles.shape)} and {tuple(counts.shape)}")
+        if int(tiles.max()) >= len(NES_PALETTE):
+            raise ValueError(f"tile book: palette index {int(tiles.max())} >= {len(NES_PALETTE)}")
+        self.register_buffer("tiles", tiles.to(torch.uint8))
+        self.register_buffer("counts", counts.to(torch.int32))
+        self._index()
+
+    def _index(self) -> None:
+        tiles = self.tiles.cpu().numpy()
+        self._tiles_np = tiles
+        self._sorted = np.sort(cell_hashes(tiles))
+        colours = np.unique(tiles)                   # one-hot over the colours the book uses only
+        self._colour_slot = np.full(256, -1, np.int64)
+        self._colour_slot[colours] = np.arange(len(colours))
+        self._n_colours = len(colours)
+        # (K, 64*C); multiplied as its transposed view, which the CPU's bf16 kernels run fastest
+        self._onehot = torch.as_tensor(self._one_hot(tiles)).to(torch.bfloat16)
+        self._memo: dict[int, tuple[int, int]] = {}
+        self._tie = torch.log(self.counts.float().cpu()) * 1e-3      # among equally near tiles, the commoner
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def _one_hot(self, cells: np.ndarray) -> np.ndarray:
+        """(N, 64) -> (N, 64*C) float32; a colour the book never uses matches nothing."""
+        slot = self._colour_slot[cells]                                          # (N, 64)
+        out = np.zeros((len(cells), CELL, self._n_colours + 1), np.float32)
+        np.put_along_axis(out, np.where(slot < 0, self._n_colours, slot)[..., None], 1.0, axis=2)
+        return out[..., :self._n_colours].reshape(len(cells), -1)
+
+    def known(self, cells: np.ndarray) -> np.ndarray:
+        """(..., 64) -> (...) bool: the cell is in the book exactly."""
+        h = cell_hashes(cells)
+        pos = np.searchsorted(self._sorted, h).clip(0, len(self._sorted) - 1)
+        return self._sorted[pos] == h
+
+    def nearest(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 64) -> the nearest book entry's index (N,) and how many of the 64 pixels differ from it (N,).
+        A cell the snap leaves as drawn is copied into the next frames, so answers are remembered."""
+        best, diff = np.zeros(len(cells), np.int64), np.zeros(len(cells), np.int64)
+        hashes = cell_hashes(cells).tolist()
+        if len(self._memo) + len(hashes) > MEMO_SIZE:
+            self._memo.clear()
+        miss = [i for i, h in enumerate(hashes) if h not in self._memo]
+        for start in range(0, len(miss), 4096):           # (n, K) scores in bounded pieces
+            part = miss[start:start + 4096]
+            # equal pixels = one-hot dot product; bf16 holds 0..64 exactly and runs on the CPU's matrix units
+            same = (torch.as_tensor(self._one_hot(cells[part])).to(torch.bfloat16) @ self._onehot.T).float()  # (n, K)
+            b = (same + self._tie).argmax(1)
+            d = CELL - same.gather(1, b[:, None])[:, 0].round().long()
+            for i, bi, di in zip(part, b.tolist(), d.tolist()):
+                self._memo[hashes[i]] = (bi, di)
+        for i, h in enumerate(hashes):
+            best[i], diff[i] = self._memo[h]
+        return best, diff
+
+    @torch.no_grad()
+    def snap(self, frames: torch.Tensor, max_diff: int, marios: list | None = None) -> tuple[torch.Tensor, np.ndarray]:
+        """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
+        Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
+        as drawn."""
+        b, _, h, w = frames.shape
+        gh, gw = h // TILE, w // TILE
+        idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
+        cells = frame_cells(idx)                                              # (B, N, 64)
+        todo = ~self.known(cells)
+        if marios is None:
+            marios = mario_centres(_PALETTE_RGB[idx])
+        cx, cy = np.arange(gw) * TILE, np.arange(gh) * TILE
+        reach = MARIO_WINDOW / 2 + MARIO_MARGIN
+        for i, found in enumerate(marios):      # cells overlapping a Mario's window (plus margin) stay
+            for mx, my in found:
+                near = ((cy[:, None] + TILE > my - reach) & (cy[:, None] < my + reach) &
+                        (cx[None] + TILE > mx - reach) & (cx[None] < mx + reach))
+                todo[i] &= ~near.reshape(-1)
+        fi, ci = np.nonzero(todo)
+        best, diff = self.nearest(cells[fi, ci])
+        ok = diff <= max_diff
+        changed = np.bincount(fi[ok], minlength=b) / cells.shape[1]
+        if not ok.any():
+            return frames, changed
+        fi, ci = torch.as_tensor(fi[ok]), torch.as_tensor(ci[ok])
+        new = palette_tensor(frames.device)[torch.as_tensor(self._tiles_np[best[ok]]).long()]    # (n, 64, 3)
+        # write only the snapped cells: frames seen as (B, 3, rows, 8, cols, 8) -> (B, cells, 3, 64)
+        out = frames.view(b, 3, gh, TILE, gw, TILE).permute(0, 2, 4, 1, 3, 5).reshape(b, gh * gw, 3, CELL).clone()
+        out[fi, ci] = new.transpose(1, 2).to(out.dtype).to(out.device)
+        out = out.view(b, gh, gw, 3, TILE, TILE).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h, w)
+        return out, changed

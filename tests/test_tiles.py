@@ -1,0 +1,152 @@
+"""The tile book (models.tiles): built by scripts/build_tile_book.py from real episodes, stored in the
+checkpoint folder, and snapping drawn cells back onto the real game's tiles."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from smbwm.data.episode import list_episodes, read_episode
+from smbwm.models.mario_sprite import find_mario
+from smbwm.models.palette import NES_PALETTE, palette_index
+from smbwm.models.sampler import SamplerConfig
+from smbwm.models.tiles import TileBook, cell_hashes, frame_cells
+from smbwm.models.world_model import TILES_FILE, WorldModel, to_model, to_uint8
+from smbwm.utils.checkpoint import CheckpointError
+
+
+def build_tile_book(args: list[str], cwd) -> subprocess.CompletedProcess:
+    """The script as a user runs it, from another directory (it imports the installed package)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_tile_book.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def real_frames(episodes) -> np.ndarray:
+    return np.concatenate([read_episode(p).frames[::4] for p in list_episodes(episodes)])
+
+
+def book_of(frames: np.ndarray) -> TileBook:
+    """Every cell of these frames, counted."""
+    cells = frame_cells(palette_index(to_model(frames)).numpy().astype(np.uint8)).reshape(-1, 64)
+    _, first, counts = np.unique(cell_hashes(cells), return_index=True, return_counts=True)
+    return TileBook(torch.as_tensor(cells[first]), torch.as_tensor(counts))
+
+
+@pytest.fixture(scope="module")
+def tiles_checkpoint(tiny_checkpoint, real_episodes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiles_ck")
+    done = build_tile_book(["--data", str(real_episodes), "--heldout", str(real_episodes), "--checkpoint",
+                            str(tiny_checkpoint), "--out", str(out), "--every", "4", "--min-count", "1"], cwd=out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def test_the_script_writes_a_book_that_holds_its_frames_and_leaves_them_as_they_are(tiles_checkpoint, tiny_checkpoint,
+                                                                                    real_episodes):
+    meta = json.loads((tiles_checkpoint / "model.json").read_text())
+    report = json.loads((tiles_checkpoint / "tiles_report.json").read_text())
+    model, _ = WorldModel.load(tiles_checkpoint)
+    assert isinstance(model.tiles, TileBook) and len(model.tiles) == meta["tiles"]["count"] == report["tiles"] > 10
+    # held out = the same frames, every cell kept: the book holds all of them and the snap changes nothing
+    held = report["heldout"][str(real_episodes)]
+    assert report["training_cells_in_book"] == held["cells_in_book"] == 1.0
+    assert held["pixels_changed_by_snap"] == held["frames_changed_by_snap"] == 0.0
+    assert WorldModel.load(tiny_checkpoint)[0].tiles is None              # the source checkpoint is untouched
+
+
+def test_bad_arguments_and_a_missing_file_are_one_clear_line(tiles_checkpoint, tiny_checkpoint, tmp_path):
+    done = build_tile_book(["--data", str(tmp_path), "--checkpoint", str(tiny_checkpoint)], cwd=tmp_path)
+    assert done.returncode != 0 and "no episodes in" in done.stderr and "Traceback" not in done.stderr
+    broken = tmp_path / "ck"
+    shutil.copytree(tiles_checkpoint, broken)
+    (broken / TILES_FILE).unlink()
+    with pytest.raises(CheckpointError, match=TILES_FILE):
+        WorldModel.load(broken)
+
+
+def test_snap_puts_damaged_background_cells_back_and_leaves_mario_and_far_cells_alone(real_episodes):
+    frames = real_frames(real_episodes)
+    book = book_of(frames)
+    rng = np.random.default_rng(0)
+    shown, mx, my = find_mario(frames)
+    i = int(np.flatnonzero(shown)[0])
+    real = frames[i]
+    damaged = real.copy()
+    # 6 wrong pixels in every cell of the bottom rows (ground, far from Mario), Mario turned the other
+    # way, and one cell of the sky turned into noise that is near no tile
+    for cy in range(224, 240, 8):
+        for cx in range(0, 256, 8):
+            for _ in range(6):
+                damaged[cy + rng.integers(8), cx + rng.integers(8)] = NES_PALETTE[rng.integers(len(NES_PALETTE))]
+    y0, x0 = int(my[i]) - 8, int(mx[i]) - 8
+    damaged[y0:y0 + 16, x0:x0 + 16] = damaged[y0:y0 + 16, x0:x0 + 16][:, ::-1].copy()
+    noise = rng.integers(len(NES_PALETTE), size=(8, 8))
+    damaged[40:48, 8:16] = np.array(NES_PALETTE, np.uint8)[noise]
+
+    out, changed = book.snap(to_model(damaged[None]), 16)
+    out = to_uint8(out)[0]
+    assert np.array_equal(out[224:240], real[224:240])                          # the ground is the game's again
+    assert np.array_equal(out[y0:y0 + 16, x0:x0 + 16], damaged[y0:y0 + 16, x0:x0 + 16])   # Mario: as drawn
+    assert np.array_equal(out[40:48, 8:16], damaged[40:48, 8:16])               # near nothing: as drawn
+    assert 0 < changed[0] < 0.2
+    same, _ = book.snap(to_model(damaged[None]), 0)                                # 0: nothing is near enough
+    assert np.array_equal(to_uint8(same)[0][224:240], damaged[224:240])
+
+
+def test_remembered_answers_are_the_computed_ones_also_when_the_memory_starts_over(real_episodes, monkeypatch):
+    import smbwm.models.tiles as tiles
+    frames = real_frames(real_episodes)
+    book = book_of(frames[::2])
+    cells = frame_cells(palette_index(to_model(frames[1::2])).numpy().astype(np.uint8)).reshape(-1, 64)
+    damaged = cells.copy()
+    damaged[:, ::9] = (damaged[:, ::9] + 1) % len(NES_PALETTE)
+    fresh = book.nearest(damaged)
+    monkeypatch.setattr(tiles, "MEMO_SIZE", 50)
+    for piece in np.array_split(np.arange(len(damaged)), 7):       # remembered, forgotten, computed again
+        best, diff = book.nearest(damaged[piece])
+        assert np.array_equal(best, fresh[0][piece]) and np.array_equal(diff, fresh[1][piece])
+    assert np.all(fresh[1] >= 0) and np.all(fresh[1] <= 64)
+
+
+def test_the_world_models_step_snaps_only_when_the_sampler_asks(tiles_checkpoint, real_episodes):
+    model, _ = WorldModel.load(tiles_checkpoint)
+    ep = read_episode(list_episodes(real_episodes)[0])
+    c = model.context
+    from smbwm.data.lowres import downsample
+    obs = to_model(downsample(ep.frames[:c]))[None]
+    last = to_model(ep.frames[c - 1:c])
+    act = torch.zeros(1, c, 6)
+    past = torch.zeros(1, c - 1)
+    outs = {}
+    for snap in (0, 64):
+        g = torch.Generator().manual_seed(0)
+        outs[snap] = model.step(obs, last, act, past, SamplerConfig(num_steps=1, tile_snap=snap), generator=g)
+    assert "tiles" not in outs[0].timings_ms and "tiles" in outs[64].timings_ms
+    # max_diff 64: every cell not around Mario becomes a book entry
+    cells = frame_cells(palette_index(outs[64].full).numpy().astype(np.uint8))
+    shown, _, _ = find_mario(to_uint8(outs[64].full))
+    assert shown[0] or model.tiles.known(cells).all()
+    assert model.tiles.known(cells).mean() >= model.tiles.known(
+        frame_cells(palette_index(outs[0].full).numpy().astype(np.uint8))).mean()
+
+
+def test_the_shipped_book_leaves_real_emulator_frames_nearly_untouched(real_episodes):
+    """Real 1-1 and 1-2 frames are what the book was counted on: snapping them must not repaint the game."""
+    model, _ = WorldModel.load(ROOT / "checkpoints")
+    assert model.tiles is not None
+    frames = real_frames(real_episodes)
+    x = to_model(frames)
+    out, _ = model.tiles.snap(x, SamplerConfig(**_game_sampler()).tile_snap)
+    assert (out != x).any(1).float().mean() < 0.005
+
+
+def _game_sampler() -> dict:
+    import yaml
+    cfg = yaml.safe_load((ROOT / "config" / "sampler" / "game.yaml").read_text())
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}
