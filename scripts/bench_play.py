@@ -57,6 +57,7 @@ def main() -> int:
     p.add_argument("--threads", help="torch threads (default: the player's, all cores)")
     p.add_argument("--sampler", help="the player's --sampler preset (default: the player's, game)")
     p.add_argument("--mario-retries", help="the player's --mario-retries (default: the preset's)")
+    p.add_argument("--tile-snap", help="the player's --tile-snap (default: the preset's)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
@@ -66,7 +67,8 @@ def main() -> int:
     a = p.parse_args()
     extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
         + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else []) \
-        + (["--mario-retries", a.mario_retries] if a.mario_retries else [])
+        + (["--mario-retries", a.mario_retries] if a.mario_retries else []) \
+        + (["--tile-snap", a.tile_snap] if a.tile_snap else [])
     results = []
     try:
         for mode in a.modes.split(","):

@@ -177,12 +177,15 @@ def tile_book_section(ck: Path) -> str:
         f"snap (limit {r['max_diff']} pixels) changes {pct(h['pixels_changed_by_snap'])} of their pixels "
         f"({pct(h['frames_changed_by_snap'])} of the frames have a changed cell)" for d, h in r.get("heldout", {}).items())
     if held:
-        held = "\n\nOn held-out real episodes (what the snap would repaint in the real game):" + held
+        held = ("\n\nOn held-out real episodes (what the snap would repaint in the real game: mostly enemies drawn near "
+                "a background cell and blocks in a rarely seen step of their colour cycle):" + held)
     return f"""
 ## The tile book: the real game's 8x8 cells (`scripts/build_tile_book.py`)
 
 {r['tiles']} cells of the screen grid that every {r['every']}th frame of the training episodes shows at least
-{r['min_count']} times ({r['distinct_cells_seen']} distinct cells seen; the kept ones make up {pct(r['training_cells_in_book'])} of all cells counted).{held}
+{r['min_count']} times ({r['distinct_cells_seen']} distinct cells seen; the kept ones make up {pct(r['training_cells_in_book'])} of all cells counted).
+The snap onto it is `sampler.tile_snap` (the player's `--tile-snap N`); the sampler ablation below says
+what it does to the dream.{held}
 """
 
 

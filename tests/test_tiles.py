@@ -137,16 +137,13 @@ def test_the_world_models_step_snaps_only_when_the_sampler_asks(tiles_checkpoint
 
 
 def test_the_shipped_book_leaves_real_emulator_frames_nearly_untouched(real_episodes):
-    """Real 1-1 and 1-2 frames are what the book was counted on: snapping them must not repaint the game."""
+    """Real 1-1 and 1-2 frames are what the book was counted on: snapping them must not repaint the game.
+    (A bound, not zero: the book keeps only cells seen 20 times, and sprites near a book cell are snapped.)"""
     model, _ = WorldModel.load(ROOT / "checkpoints")
     assert model.tiles is not None
     frames = real_frames(real_episodes)
     x = to_model(frames)
-    out, _ = model.tiles.snap(x, SamplerConfig(**_game_sampler()).tile_snap)
+    cells = frame_cells(palette_index(x).numpy().astype(np.uint8))
+    assert model.tiles.known(cells).mean() > 0.95                                  # the book holds the game
+    out, _ = model.tiles.snap(x, 16)                   # the limit the docs suggest (--tile-snap 16)
     assert (out != x).any(1).float().mean() < 0.005
-
-
-def _game_sampler() -> dict:
-    import yaml
-    cfg = yaml.safe_load((ROOT / "config" / "sampler" / "game.yaml").read_text())
-    return {k: v for k, v in cfg.items() if not k.startswith("_")}

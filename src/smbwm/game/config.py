@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the --sampler preset's; 0 shows the raw samples)")
     p.add_argument("--tile-snap", type=int, dest="tile_snap",
                    help="snap each drawn 8x8 cell that differs from a tile of the real game in at most this many of "
-                        "its 64 pixels onto that tile (default: the --sampler preset's; 0 shows the frames as drawn)")
+                        "its 64 pixels onto that tile, e.g. 16 (default: the --sampler preset's, 0: frames as drawn)")
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
