@@ -235,6 +235,8 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
     # playability may come from its own evaluate run (report_playability.json) when report.json predates it
     extra = ck / "report_playability.json"
     play = playability_table(report) or (playability_table(json.loads(extra.read_text())) if extra.exists() else "")
+    sheet = ("![each spawn's minute of hands-on play in the dream at 1, 5, 20 and 60 s](report_spawns.png)\n"
+             if (ck / "report_spawns.png").exists() else "")
     if play:
         card += f"""
 ## Playability (`python src/evaluate.py`: what a player sees over long open-loop play)
@@ -247,7 +249,8 @@ stalled for good. Sharpness: mean luminance gradient of the playfield against th
 {play}
 
 ![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
-"""
+
+{sheet}"""
     card += end_model_section(ck, report)
     card += tile_book_section(ck)
     others = {f.stem.removeprefix("report_"): json.loads(f.read_text()) for f in sorted(ck.glob("report_*.json"))}

@@ -132,6 +132,22 @@ def minute_gif(minute: dict, path: Path, every: int = 2) -> Path:
     return path
 
 
+def spawn_sheet(sheet: dict, path: Path) -> Path:
+    """Contact sheet of the hands-on minutes: a row per spawn, the dream at each moment, labelled with
+    the spawn and the second of play."""
+    from PIL import Image, ImageDraw
+    rows, label_h, gap = [], 12, 4
+    for name, moments in sheet.items():
+        pics = [np.pad(f, ((label_h, 0), (0, gap), (0, 0)), constant_values=255) for f in moments.values()]
+        row = Image.fromarray(np.concatenate(pics, 1))
+        draw = ImageDraw.Draw(row)
+        for i, t in enumerate(moments):
+            draw.text((i * (256 + gap) + 2, 0), f"{name}: {t / 15:.0f} s (step {t})", fill=(0, 0, 0))
+        rows.append(np.asarray(row))
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+    return path
+
+
 def run(cfg: DictConfig) -> dict:
     from smbwm.data.spawn import list_spawns
     from smbwm.models.world_model import resolve_checkpoint
@@ -190,6 +206,8 @@ def run(cfg: DictConfig) -> dict:
     files = pictures(pics_first, out, cfg.gif) if pics_first else []
     if minute and cfg.gif and pcfg.minute_gif:
         files.append(minute_gif(minute, out.with_name(out.stem + "_minute.gif")))
+    if minute and cfg.gif:
+        files.append(spawn_sheet(minute["sheet"], out.with_name(out.stem + "_spawns.png")))
     print(json.dumps(report, indent=1))
     print(f"wrote {out}" + "".join(f", {f}" for f in files))
     if cfg.wandb.mode != "disabled":

@@ -171,6 +171,9 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert spawns["steps"] == 12 and spawns["all"]["runs"] == len(spawns["per_spawn"]) == 3
     assert all(0 < r["game_steps"] <= 12 and 0 <= r["death_step"] <= 12 for r in spawns["per_spawn"].values())
     assert out.with_name("report_minute.gif").exists()
+    from PIL import Image
+    sheet = Image.open(out.with_name("report_spawns.png"))  # a row per spawn; the 12-step minute has one moment
+    assert sheet.size == (256 + 4, 3 * (240 + 12))
     # the fidelity curve reads evaluate reports: this one and the shipped model's
     png, shipped = tmp_path / "curve.png", ROOT / "checkpoints" / "report.json"
     r = subprocess.run([sys.executable, "scripts/fidelity_curve.py", str(out), str(shipped), "--out", str(png)],
@@ -178,7 +181,6 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert r.returncode == 0, r.stderr[-2000:]
     step = json.loads(shipped.read_text())["training_step"]
     assert f"| episodes | {rep['training_step']} |" in r.stdout and f"| heldout_levels | {step} |" in r.stdout
-    from PIL import Image
     assert Image.open(png).size[0] == 3 * 360
     bad = tmp_path / "bad.json"
     bad.write_text('{"sets": {}}')

@@ -66,22 +66,28 @@ def play_real_game(spawn: Spawn, actions: np.ndarray) -> tuple[np.ndarray, tuple
     return np.stack(frames), game_mario_position(pos[:, 0], pos[:, 1], pos[:, 2])
 
 
+SHEET_SECONDS = (1, 5, 20, 60)          # the moments of each spawn's minute in the contact sheet
+
+
 def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityConfig) -> tuple[dict, dict]:
     """A minute of hands-on input from every spawn, all spawns in one batch; returns the figures per
-    spawn and over all, and (dream, real) frames of the first spawn for the minute GIF."""
+    spawn and over all, and pictures: (dream, real) frames of the first spawn for the minute GIF, and
+    per spawn the dream at SHEET_SECONDS (15 steps a second) for the contact sheet."""
     c, steps = roll.model.context, cfg.spawn_steps
     spawns = [load_spawn(p) for p in spawn_paths]
     acts = hands_on_actions(steps, cfg)
     segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res)) for s in spawns]
     dream, _, _ = roll.run(segs, steps)                                           # (S, steps, 240, 256, 3)
-    per, runs, first = {}, [], None
+    per, runs, first, sheet = {}, [], None, {}
+    moments = sorted({min(15 * sec, steps) for sec in SHEET_SECONDS})
     for s, p, d, e in zip(spawns, spawn_paths, dream, dream_ends(roll, len(spawns))):
         played = play_real_game(s, acts)
         real, xy = played if played else (s.full_res[-1:], None)
         tr = Track(np.concatenate([s.full_res[-1:], d]), real, xy, e)
         per[p.name] = track_figures(tr, cfg)
         runs.append(per[p.name])
+        sheet[p.name] = {t: tr.dream[t] for t in moments}
         if first is None:
             first = {"dream": tr.dream, "real": real, "name": p.name}
     return {"actions": f"right, A held {cfg.jump_hold} of every {cfg.jump_every} steps", "steps": steps,
-            "all": summarise(runs, cfg), "per_spawn": per}, first
+            "all": summarise(runs, cfg), "per_spawn": per}, {**first, "sheet": sheet}
