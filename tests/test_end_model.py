@@ -123,3 +123,25 @@ def test_the_shipped_end_model_ends_the_real_game_where_the_game_ends_it():
         p = model.end_model.end_prob(f[:-1], f[1:]).numpy()
     thr = model.end_model.cfg.threshold
     assert p[-1] > thr and (p[:-1] <= thr).all()
+
+
+def test_the_dream_env_ends_an_episode_once_it_has_lost_mario(tiny_checkpoint, tiny_spawns):
+    """The tiny model soon draws frames without a sharp Mario; once it has gone `lost_end_steps` frames in a
+    row without him the episode ends (end_reason "mario_lost"), and only then; 0 or --no-end never end it."""
+    from smbwm.models.mario_sprite import count_marios
+    for lost_end, end_episodes in ((3, True), (0, True), (3, False)):
+        env = WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tiny_spawns, max_episode_steps=40,
+                            lost_end_steps=lost_end, end_episodes=end_episodes)
+        obs, _ = env.reset(seed=0, options={"spawn": 0})
+        assert count_marios(obs[None])[0] == 1                 # the spawn's own frame shows him
+        lost, term, trunc, steps = 0, False, False, 0
+        while not (term or trunc):
+            obs, _, term, trunc, info = env.step(A.to_byte(["right"]))
+            steps += 1
+            lost = 0 if count_marios(obs[None])[0] else lost + 1
+            assert info["mario_lost_steps"] == lost
+            expect = lost_end > 0 and end_episodes and lost >= lost_end
+            assert term == expect and info["end_reason"] == ("mario_lost" if expect else "")
+        assert (term and steps < 40) if lost_end > 0 and end_episodes else (trunc and steps == 40)
+    with pytest.raises(ValueError, match="lost_end_steps"):
+        WorldModelEnv(checkpoint=tiny_checkpoint, spawn_dir=tiny_spawns, lost_end_steps=-1)

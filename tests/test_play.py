@@ -93,7 +93,8 @@ def test_action_file_and_flag_errors(tmp_path):
         read_action_file(tmp_path / "big.txt")
     for argv, msg in ((["--real", "--compare"], "exclude"), (["--headless"], "--out"), (["--fps", "0"], "--fps"),
                       (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file"),
-                      (["--mario-retries", "-1"], "--mario-retries"), (["--tile-snap", "65"], "--tile-snap")):
+                      (["--mario-retries", "-1"], "--mario-retries"), (["--tile-snap", "65"], "--tile-snap"),
+                      (["--lost-end-steps", "-1"], "--lost-end-steps")):
         with pytest.raises(PlayError, match=msg):
             parse_args(argv)
 
@@ -204,6 +205,21 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     np.testing.assert_array_equal(ep.frames[1:], np.load(tmp_path / "out" / "frames.npy"))
     stream = action_stream(parse_args([str(a) for a in argv]))
     assert list(ep.actions) == [next(stream) for _ in range(5)]
+
+
+def test_a_dream_that_loses_mario_starts_again(tiny, spawn_dir, tmp_path):
+    """The tiny model draws no sharp Mario after a few steps: with --lost-end-steps 2 its episodes end
+    ("mario_lost") and play starts again from the spawn; with --no-end it plays on."""
+    out, acts = tmp_path / "lost", action_file(tmp_path / "a.txt", [RIGHT])
+    assert play(*tiny, "--spawn", spawn_dir, "--headless", "--frames", 24, "--actions", acts,
+                "--out", out, "--lost-end-steps", 2) == 0
+    stats = json.loads((out / "play_stats.json").read_text())
+    assert stats["settings"]["lost_end_steps"] == 2
+    assert stats["episode_ends"].get("mario_lost", 0) >= 1 and stats["episodes_started"] >= 2
+    assert play(*tiny, "--spawn", spawn_dir, "--headless", "--frames", 24, "--actions", acts,
+                "--out", out, "--lost-end-steps", 2, "--no-end") == 0
+    stats = json.loads((out / "play_stats.json").read_text())
+    assert stats["episode_ends"] == {} and stats["episodes_started"] == 1
 
 
 def test_compare_advances_both_sides_from_the_same_state(tiny, spawn_dir, tmp_path):

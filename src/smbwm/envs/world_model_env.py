@@ -4,7 +4,9 @@ Same action bytes (Discrete(256), NES controller byte), same 240x256x3 uint8 obs
 starts from a spawn (4 real frames and the actions between them); each step runs scroll head,
 denoiser and upsampler once. There is no game logic inside: reward is the camera's progress
 (pixels scrolled right), and an episode ends (`terminated`) where the checkpoint's end model reads
-from the last two frames that the game would be over (models.end_model), or by truncation.
+from the last two frames that the game would be over (models.end_model), where the dream has shown no
+Mario for `lost_end_steps` frames in a row (it lost him: the game cannot go on without him), or by
+truncation.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class WorldModelEnv(gym.Env):
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
                  backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True,
-                 tile_snap: int | None = None):
+                 tile_snap: int | None = None, lost_end_steps: int = 60):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -64,7 +66,15 @@ class WorldModelEnv(gym.Env):
             self.spawns = same or self.spawns
         self.max_episode_steps = max_episode_steps
         # the checkpoint's end model (if any) ends an episode where the game would: Mario dies or takes the flag
-        self.end_episodes = end_episodes and self.model.end_model is not None
+        self.end_episodes = end_episodes
+        self._spawn_shows_mario = False
+        # frames in a row without a sharp Mario after which the episode ends (0: never). The game never
+        # hides him that long (a pipe, a pit or a jump above the screen take a second or two), so the
+        # dream has lost him; only counted where the spawn's own frame shows him (the detector knows
+        # small and big Mario, not fire Mario's colours).
+        self.lost_end_steps = int(lost_end_steps)
+        if self.lost_end_steps < 0:
+            raise ValueError(f"lost_end_steps must be >= 0 (0: never), got {lost_end_steps}")
         self.report_timings = report_timings    # wall-clock timings in info (the only non-deterministic key)
         self.timings_ms: dict = {}
         self.render_mode = render_mode
@@ -117,6 +127,7 @@ class WorldModelEnv(gym.Env):
         self._t, self._camera = 0, int(s.meta.get("camera_x", 0))
         self._frame = np.array(s.full_res[-1])
         self._lost = count_lost_steps(np.zeros(1, np.int64), count_marios(self._frame[None]))
+        self._spawn_shows_mario = self._lost[0] == 0
         return self._frame.copy(), self._info({})
 
     def _info(self, timings: dict) -> dict:
@@ -134,7 +145,10 @@ class WorldModelEnv(gym.Env):
         acts = self._mh[self._acts + [a]][None].to(self.device)                     # (1, c, 6)
         out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen,
                               lost_steps=self._lost)
-        self._lost = count_lost_steps(self._lost, out.marios)
+        marios = out.marios
+        if marios is None and self._counts_lost():       # the sampler does not check Mario: count him here
+            marios = count_marios(to_uint8(out.full))
+        self._lost = count_lost_steps(self._lost, marios)
         self._obs = torch.cat([self._obs[:, 1:], out.low[:, None]], 1)
         self._full = out.full
         self._acts = self._acts[1:] + [a]
@@ -147,11 +161,20 @@ class WorldModelEnv(gym.Env):
         if self.render_mode == "human":
             self.render()
         end = None if out.end_prob is None else float(out.end_prob[0])
-        terminated = self.end_episodes and end > self.model.end_model.cfg.threshold
+        reason = ""
+        if self.end_episodes and end is not None and end > self.model.end_model.cfg.threshold:
+            reason = "end_model"
+        elif self._counts_lost() and self._lost[0] >= self.lost_end_steps:
+            reason = "mario_lost"
+        terminated = bool(reason)
         truncated = self._t >= self.max_episode_steps and not terminated
         return self._frame.copy(), float(k), terminated, truncated, {
             **self._info(out.timings_ms), "scroll": k, "redraws": out.redraws,
-            "mario_lost_steps": int(self._lost[0]), "end_prob": end}
+            "mario_lost_steps": int(self._lost[0]), "end_prob": end, "end_reason": reason}
+
+    def _counts_lost(self) -> bool:
+        """Whether losing Mario ends this episode (an end is asked for and the spawn shows him)."""
+        return self.end_episodes and self.lost_end_steps > 0 and self._spawn_shows_mario
 
     def render(self):
         if self.render_mode == "rgb_array":

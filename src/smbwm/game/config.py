@@ -31,6 +31,7 @@ class PlayConfig:
     mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
     tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
+    lost_end_steps: int = 60           # the dream ends after this many frames in a row without Mario (0: never)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
     backend: str = "auto"              # auto (OpenVINO on a CPU where installed) | torch | openvino
     device: str = "auto"
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
+    p.add_argument("--lost-end-steps", type=int, default=d.lost_end_steps, dest="lost_end_steps",
+                   help=f"end the episode once the dream has shown no Mario for this many frames in a row: it "
+                        f"lost him (default {d.lost_end_steps} = 4 s; 0: never)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the world model: faster frames, about a minute to start the first time")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,
@@ -131,6 +135,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
     if cfg.tile_snap is not None and not 0 <= cfg.tile_snap <= 64:
         raise PlayError(f"--tile-snap must be between 0 and 64 (pixels of an 8x8 cell), got {cfg.tile_snap}")
+    if cfg.lost_end_steps < 0:
+        raise PlayError(f"--lost-end-steps must be >= 0 (0: never), got {cfg.lost_end_steps}")
     if cfg.headless:
         if cfg.out is None:
             raise PlayError("--headless needs --out DIR (where frames.npy, frames.gif, play_stats.json go)")

@@ -58,6 +58,7 @@ class RunLog:
 
     reset_s: float = 0.0        # time spent in resets (model/emulator start, replays): not play
     ticks: int = 0              # loop iterations: input polls (the window stays live while generating)
+    ends: dict[str, int] = field(default_factory=dict)   # episodes ended, by the dream's end_reason (or "other")
 
     def add(self, shown: Shown, worker_ms: float) -> None:
         if shown.action is None:
@@ -65,6 +66,9 @@ class RunLog:
             self.reset_s += worker_ms / 1000
             return
         self.steps += 1
+        if shown.ended:
+            reason = (shown.infos or {}).get("dream", {}).get("end_reason") or "other"
+            self.ends[reason] = self.ends.get(reason, 0) + 1
         self.actions.append(shown.action)
         self.step_ms.append(worker_ms)
         for k, v in shown.timings_ms.items():

@@ -132,7 +132,7 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
     return {
         "fps": log.steps / wall,                      # steps shown per second of the loop, resets excluded
         "step_fps": 1000.0 / float(np.median(log.step_ms)) if log.step_ms else 0.0,   # 1 / median step time
-        "steps": log.steps, "episodes_started": log.resets, "wall_s": round(wall, 3), "reset_s": round(log.reset_s, 3),
+        "steps": log.steps, "episodes_started": log.resets, "episode_ends": log.ends, "wall_s": round(wall, 3), "reset_s": round(log.reset_s, 3),
         "input_polls_per_s": round(log.ticks / max(log.finished - log.started, 1e-9), 1),
         "cpu_ms_per_step": round(1000 * log.cpu_s / max(log.steps, 1), 1),   # resets included
         "load_average": [round(x, 2) for x in os.getloadavg()],
