@@ -33,6 +33,10 @@ def sampler_line(s: dict) -> str:
                 noise += f" while he has been gone for at most {s['mario_rescue_steps']} frames"
     if s.get("tile_snap"):
         noise += f", each frame's 8x8 cells snapped onto the tile book where at most {s['tile_snap']} of 64 pixels differ"
+    if s.get("prior_fill") == "tile":
+        noise += ", the strip the camera reveals in the upsampler's prior filled with whole tiles"
+    elif s.get("prior_fill"):
+        noise += f", the strip the camera reveals in the upsampler's prior filled by `{s['prior_fill']}`"
     if s["num_steps"] == 1:
         return f"1 {kind} step from sigma {s['sigma_max']:g}{churn}{noise}"
     return f"{s['num_steps']} {kind} steps, sigma {s['sigma_max']:g} -> {s['sigma_min']:g} -> 0{churn}{noise}"

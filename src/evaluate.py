@@ -166,6 +166,10 @@ def run(cfg: DictConfig) -> dict:
         config_error(f"bad config: {str(e).splitlines()[0]}")
     check_eval(ecfg, cfg.denoising_steps)
     check_playability(pcfg)
+    from smbwm.models.motion import REVEAL_FILLS
+    if sampler.prior_fill not in ("", *REVEAL_FILLS):
+        config_error(f"sampler.prior_fill must be empty (the checkpoint's reveal_fill) or one of {', '.join(REVEAL_FILLS)}, "
+                     f"got {sampler.prior_fill!r}")
     if cfg.denoising_steps:
         sampler.num_steps = int(cfg.denoising_steps)
     ckpt = resolve_checkpoint(cfg.checkpoint)

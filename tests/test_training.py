@@ -189,6 +189,14 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert r.returncode == 2 and "not an evaluate report" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_evaluate_names_a_bad_sampler_setting_in_one_line(tiny_checkpoint, real_episodes, tmp_path):
+    r = subprocess.run([sys.executable, "src/evaluate.py", f"checkpoint={tiny_checkpoint}", f"data.dir={real_episodes}",
+                        f"out={tmp_path / 'r.json'}", "sampler.prior_fill=mirror"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "sampler.prior_fill" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_spawns, tmp_path):
     from conftest import run_collect
     from smbwm.data.episode import list_episodes, read_episode

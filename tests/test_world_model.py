@@ -198,6 +198,23 @@ def test_tile_fill_of_the_revealed_strip_beats_repeating_the_edge_on_real_frames
         apply_scroll(prev, k, fill="mirror")
 
 
+def test_the_sampler_chooses_how_the_upsampler_prior_fills_the_revealed_strip(real_episodes):
+    from smbwm.data.episode import list_episodes, read_episode
+    f = read_episode(list_episodes(real_episodes)[0]).frames[10:12]
+    torch.manual_seed(0)
+    model = WorldModel(TINY, UpsamplerConfig(channels=8, blocks=1)).eval()   # untrained: returns its prior
+    last = to_model(f)
+    obs = area_downsample(last)[:, None].expand(2, 4, 3, 60, 64).contiguous()
+    k = torch.tensor([12, 5])
+    drawn = {}
+    for fill in ("", "edge", "tile"):
+        out = model.step(obs, last, torch.zeros(2, 4, 6), torch.zeros(2, 3, dtype=torch.long),
+                         SamplerConfig(num_steps=1, sigma_max=5.0, prior_fill=fill), scroll=k)
+        drawn[fill] = out.full
+        assert torch.allclose(out.full, apply_scroll(last, k, fill=fill or TINY.reveal_fill), atol=1e-5)
+    assert torch.equal(drawn[""], drawn["edge"]) and not torch.equal(drawn["edge"], drawn["tile"])
+
+
 def test_upsampler_motion_weight_counts_only_the_pixels_the_prior_gets_wrong():
     torch.manual_seed(0)
     prior = torch.rand(2, 3, 240, 256) * 2 - 1

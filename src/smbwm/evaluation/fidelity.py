@@ -123,7 +123,7 @@ class Rollout:
         low = to_model(downsample(np.stack([s.frames[c] for s in segs])), dev)
         k = torch.as_tensor(np.array([s.scrolls[c - 1] for s in segs]), dtype=torch.long, device=dev)
         with autocast(dev, self.amp):
-            return to_uint8(self.model.upsampler(self.model.shift_full(last, k), low).float())
+            return to_uint8(self.model.upsampler(self.model.shift_full(last, k, self.sampler.prior_fill), low).float())
 
 
 def _mario_drawn(found: dict[str, list]) -> dict:

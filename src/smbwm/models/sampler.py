@@ -42,6 +42,11 @@ class SamplerConfig:
     # the nearest 8x8 patch the real game shows often in at most this many of its 64 pixels becomes that
     # patch. 0 (or a checkpoint without a book): frames as drawn.
     tile_snap: int = 0
+    # How the upsampler's full-res prior fills the strip the camera reveals: "" as the denoiser's low-res
+    # prior is (the checkpoint's reveal_fill), or "edge" / "tile" (models.motion). "tile" repeats the
+    # column a whole tile back, so sky stays sky and bricks stay bricks where repeating the edge column
+    # would hand the upsampler streaks, which each frame then passes on as the next one's prior.
+    prior_fill: str = ""
 
 
 def edm_precond(sigma: torch.Tensor, sigma_data: float):

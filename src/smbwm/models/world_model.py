@@ -96,7 +96,7 @@ class WorldModel(nn.Module):
             low = self.denoiser.sample_next(obs, act, scroll, sampler, generator)
             times["denoiser"] = (time.perf_counter() - t0) * 1e3
             t1 = time.perf_counter()
-            full = self.upsampler(self.shift_full(last_full, scroll), low, generator=generator).float()
+            full = self.upsampler(self.shift_full(last_full, scroll, sampler.prior_fill), low, generator=generator).float()
             times["upsampler"] = (time.perf_counter() - t1) * 1e3
             redraws, marios, centres = 0, None, None
             if sampler.mario_retries > 0:
@@ -144,7 +144,7 @@ class WorldModel(nn.Module):
                 break
             i = torch.as_tensor(idx, device=obs.device)
             low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, generator)
-            full2 = self.upsampler(self.shift_full(last_full[i], scroll[i]), low2, generator=generator).float()
+            full2 = self.upsampler(self.shift_full(last_full[i], scroll[i], sampler.prior_fill), low2, generator=generator).float()
             centres2 = mario_centres(to_uint8(full2))
             marios2 = np.array([len(c) for c in centres2], np.int64)
             off2 = np.abs(marios2 - 1)
@@ -159,10 +159,10 @@ class WorldModel(nn.Module):
             redraws += len(idx)
         return low, full, redraws, centres
 
-    def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
+    def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor, fill: str = "") -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
-        filled as the denoiser's low-res prior is."""
-        return apply_scroll(frames, scroll, fill=self.denoiser.cfg.reveal_fill)
+        filled as `fill` says ("": as the denoiser's low-res prior is, as in training)."""
+        return apply_scroll(frames, scroll, fill=fill or self.denoiser.cfg.reveal_fill)
 
     # --- checkpoint folder ---
     def save(self, folder: str | Path, meta: dict | None = None, dtype: torch.dtype | None = None) -> Path:
