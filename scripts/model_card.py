@@ -131,6 +131,14 @@ def playability_table(report: dict) -> str:
                      f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "
                      f"| {pct(p['runs_without_long_stall'])} | {pct(p['alive_at_end'])} ({fmt(p['death_step_median'])}) "
                      f"| {fmt(p['sharpness_ratio'])} | {ps} |")
+    misses = [(what, name, p["early_misses"]) for what, name, p in rows if p.get("early_misses")]
+    if misses:
+        lines += ["", "How the dream's Mario misses the game's in steps 1-15 (shares of the steps where the game shows him; "
+                  "\"off\": more than 8 px):", "",
+                  "| run | set | near | no sharp Mario | off in height only | off along the level only | off both ways |",
+                  "|---" * 7 + "|"]
+        lines += [f"| {what} | {name} | " + " | ".join(pct(m[k]) for k in ("near", "missing", "height", "along", "both")) + " |"
+                  for what, name, m in misses]
     return "\n".join(lines)
 
 

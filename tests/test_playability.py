@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from smbwm.data.episode import list_episodes, read_episode
-from smbwm.evaluation.playability import (PlayabilityConfig, Track, frame_playability, game_mario_position, summarise,
-                                          track_figures)
+from smbwm.evaluation.playability import (PlayabilityConfig, Track, early_misses, frame_playability, game_mario_position,
+                                          summarise, track_figures)
 from smbwm.models.mario_sprite import count_marios, find_mario
 
 
@@ -85,6 +85,9 @@ def test_track_figures_of_the_real_game_a_frozen_and_a_blurred_dream(real_episod
     assert blurred["mario_shown"] <= 0.05 and blurred["sharpness_ratio"] < 0.8
     assert blurred["death_step"] <= 1                     # Mario lost from the first dreamed frame on
 
+    em = blurred["early_misses"]
+    assert em["scored"] >= 10 and em["missing"] == em["scored"] and perfect["early_misses"]["near"] == em["scored"]
+
     s = summarise([perfect, frozen], cfg)
     assert s["runs"] == 2 and s["camera_travel_within_tolerance"] == 0.5 and s["alive_at_end"] == 0.5
     one = frame_playability(real)
@@ -111,3 +114,22 @@ def test_end_figures_say_whether_the_dream_ends_with_the_game(real_episodes):
     assert s["dream_ended"] == pytest.approx(2 / 3) and s["game_ended"] == 1.0
     assert s["ended_with_game"] == pytest.approx(1 / 3) and s["ended_early"] == pytest.approx(1 / 3)
     assert s["dream_end_step_median"] == pytest.approx((game_over_at + 4) / 2)
+
+
+def test_early_misses_say_how_the_dream_misses_the_games_mario():
+    cfg = PlayabilityConfig(early_steps=6, near_px=8)
+    gx, gy = np.full(7, 100.0), np.full(7, 150.0)
+    gx[5] = np.nan                                        # the game shows no Mario: not scored
+    x = np.array([101, np.nan, 100, 120, 112, 100, 100.0])
+    y = np.array([152, 150, 170, 150, 162, 150, 150.0])
+    m = early_misses(x, y, gx, gy, cfg)                   # step 7 is past early_steps
+    assert m == {"scored": 5, "near": 1, "missing": 1, "height": 1, "along": 1, "both": 1}
+    s = summarise([{**r, "early_misses": m} for r in _two_runs()], cfg)
+    assert s["early_misses"] == {"near": 0.2, "missing": 0.2, "height": 0.2, "along": 0.2, "both": 0.2}
+
+
+def _two_runs():
+    run = {"steps": 10, "game_steps": 10, "mario_shown": 1.0, "mario_copies": 0.0, "camera_travel_px": 50,
+           "game_travel_px": 50, "dream_travel_same_steps_px": 50, "longest_stall": 0, "death_step": 10,
+           "sharpness_ratio": 1.0}
+    return [run, dict(run)]

@@ -135,11 +135,33 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         early = np.isfinite(gx[:cfg.early_steps])
         near = np.nan_to_num(dist[:cfg.early_steps], nan=np.inf) <= cfg.near_px
         out["near_early"] = float(near[early].mean()) if early.any() else None
+        out["early_misses"] = early_misses(x[:m], y[:m], gx, gy, cfg)
         out["median_distance_px"] = float(np.nanmedian(dist)) if np.isfinite(dist).any() else None
     if psnr_steps:
         out["psnr_240x256"] = {str(h): float(psnr_per_frame(tr.dream[h:h + 1], tr.real[h:h + 1])[0])
                                for h in psnr_steps if h <= m}
     return out
+
+
+MISS_KINDS = ("missing", "height", "along", "both")
+
+
+def early_misses(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, cfg: PlayabilityConfig) -> dict:
+    """Of the first `early_steps` steps where the game shows Mario, how many the dream gets near and how
+    it misses the others: no sharp Mario drawn ("missing"), off in height only (a jump or fall drawn
+    wrong), off along the level only (running or camera), or off in both; counts, summed by `summarise`."""
+    k = cfg.early_steps
+    x, y, gx, gy = (np.asarray(v[:k], np.float64) for v in (x, y, gx, gy))
+    scored = np.isfinite(gx)
+    drawn = scored & np.isfinite(x)
+    off_x = np.abs(np.where(drawn, x - gx, 0)) > cfg.near_px
+    off_y = np.abs(np.where(drawn, y - gy, 0)) > cfg.near_px
+    near = drawn & (np.hypot(np.where(drawn, x - gx, 0), np.where(drawn, y - gy, 0)) <= cfg.near_px)
+    far = drawn & ~near
+    return {"scored": int(scored.sum()), "near": int(near.sum()), "missing": int((scored & ~drawn).sum()),
+            "height": int((far & off_y & ~off_x).sum()), "along": int((far & off_x & ~off_y).sum()),
+            # off by more than near_px in distance though by at most that along each axis counts as both
+            "both": int((far & ~(off_y ^ off_x)).sum())}
 
 
 def _run_ends(mask: np.ndarray, length: int) -> np.ndarray:
@@ -187,6 +209,10 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
             "ended_early": float(np.mean([r["dream_end_step"] is not None and
                                           r["dream_end_step"] < r["game_steps"] - cfg.end_tolerance for r in runs])),
         })
+    misses = [r["early_misses"] for r in runs if r.get("early_misses")]
+    scored = sum(m["scored"] for m in misses)
+    if scored:          # shares of all scored early steps, pooled over the runs
+        out["early_misses"] = {k: sum(m[k] for m in misses) / scored for k in ("near", *MISS_KINDS)}
     ps = {}
     for r in runs:
         for h, v in r.get("psnr_240x256", {}).items():
