@@ -132,10 +132,9 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
     if tr.game_xy is not None:
         gx, gy = tr.game_xy[0][1:m + 1], tr.game_xy[1][1:m + 1]
         dist = np.hypot(x[:m] - gx, y[:m] - gy)
-        early = np.isfinite(gx[:cfg.early_steps])
-        near = np.nan_to_num(dist[:cfg.early_steps], nan=np.inf) <= cfg.near_px
-        out["near_early"] = float(near[early].mean()) if early.any() else None
-        out["early_misses"] = early_misses(x[:m], y[:m], gx, gy, cfg)
+        misses = early_misses(x[:m], y[:m], gx, gy, cfg)
+        out["near_early"] = misses["near"] / misses["scored"] if misses["scored"] else None
+        out["early_misses"] = misses
         out["median_distance_px"] = float(np.nanmedian(dist)) if np.isfinite(dist).any() else None
     if psnr_steps:
         out["psnr_240x256"] = {str(h): float(psnr_per_frame(tr.dream[h:h + 1], tr.real[h:h + 1])[0])
