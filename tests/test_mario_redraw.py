@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from smbwm.data.episode import list_episodes, read_episode
-from smbwm.evaluation.playability import game_mario_position
+from smbwm.models.mario_sprite import game_mario_position
 from smbwm.models import world_model as wm
 from smbwm.models.denoiser import DenoiserConfig
 from smbwm.models.mario_sprite import count_marios

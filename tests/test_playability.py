@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from smbwm.data.episode import list_episodes, read_episode
-from smbwm.evaluation.playability import (PlayabilityConfig, Track, early_misses, frame_playability, game_mario_position,
+from smbwm.evaluation.playability import (PlayabilityConfig, Track, early_misses, frame_playability,
                                           summarise, track_figures)
-from smbwm.models.mario_sprite import count_marios, find_mario
+from smbwm.models.mario_sprite import count_marios, find_mario, game_mario_position
 
 
 def _blur(frames: np.ndarray) -> np.ndarray:

@@ -174,6 +174,48 @@ def test_motion_weight_emphasises_only_the_pixels_the_step_changes():
     assert loss(plain, moved) != pytest.approx(loss(weighted, moved), rel=1e-3)
 
 
+def test_mario_weight_emphasises_the_box_around_the_games_mario():
+    from dataclasses import replace
+    from smbwm.models.denoiser import mario_box
+    obs, act, scroll, past = _batch(2)
+    target = obs[:, -1].clone()
+    mario = torch.tensor([[[30.0, 20.0], [28.0, 21.0]], [[float("nan")] * 2] * 2])
+    box = mario_box(mario, (60, 64))
+    assert box[0, 0, 26:33, 18:23].all() and box[0, 0, 24:31, 19:24].all()   # 7 rows x 5 columns each
+    assert box[0].sum() == 35 + 35 - 5 * 4                    # their union
+    assert box[1].sum() == 0                                   # positions unknown: no box
+    plain, weighted = Denoiser(TINY), Denoiser(replace(TINY, mario_weight=9.0))
+    weighted.load_state_dict(plain.state_dict())
+
+    def loss(d, m):
+        torch.manual_seed(0)
+        return d.loss(obs, act, scroll, past, target, m)[1]["loss_denoise"]
+    assert loss(plain, mario) == pytest.approx(loss(plain, None), rel=1e-6)    # mario_weight 0: positions unused
+    assert loss(weighted, None) == pytest.approx(loss(plain, None), rel=1e-6)
+    assert loss(weighted, mario) != pytest.approx(loss(plain, mario), rel=1e-3)
+
+
+def test_the_games_mario_positions_fall_on_his_sprite_in_real_frames(real_episodes):
+    from smbwm.data.episode import list_episodes, read_episode
+    from smbwm.data.segments import SegmentSampler, load_lowres_episodes, mario_lowres_position
+    from smbwm.models.denoiser import mario_box
+    inside = total = 0
+    for path in list_episodes(real_episodes):
+        ep = read_episode(path)
+        pos = mario_lowres_position(ep.info, len(ep.frames))
+        assert pos.shape == (len(ep.frames), 2) and np.isfinite(pos).mean() > 0.9
+        for t in range(0, len(ep.frames), 5):
+            box = mario_box(torch.from_numpy(pos[None, t:t + 1]), (60, 64))[0, 0].numpy()
+            red = (np.abs(ep.frames[t].astype(int) - [248, 56, 0]).max(-1) < 30)   # Mario's red
+            red[:32] = False                                                         # the HUD
+            ys, xs = np.nonzero(red)
+            inside, total = inside + box[ys // 4, xs // 4].sum(), total + len(ys)
+    assert total > 1000 and inside / total > 0.85
+    eps = load_lowres_episodes(list_episodes(real_episodes), real_episodes)
+    batch = SegmentSampler(eps, 4, seed=0).sample(16)
+    assert batch["mario"].shape == (16, 2, 2) and torch.isfinite(batch["mario"]).float().mean() > 0.9
+
+
 def test_tile_fill_of_the_revealed_strip_beats_repeating_the_edge_on_real_frames(real_episodes):
     from smbwm.data.episode import list_episodes, read_episode
     from smbwm.models.motion import estimate_scrolls

@@ -17,6 +17,7 @@ import torch
 from smbwm import actions as A
 from smbwm.data.episode import EpisodeError, read_episode, read_frames
 from smbwm.data.lowres import build_cache, load_scrolls
+from smbwm.models.mario_sprite import game_mario_position
 
 
 @dataclass
@@ -38,6 +39,17 @@ class LowresEpisode:
     low: np.ndarray          # (T+1, 60, 64, 3) uint8
     actions: np.ndarray      # (T,) uint8
     scrolls: np.ndarray      # (T,) int8
+    mario: np.ndarray | None = None   # (T+1, 2) float32 Mario's centre in low-res (row, col); NaN: off screen / unknown
+
+
+def mario_lowres_position(info: dict[str, np.ndarray], frames: int) -> np.ndarray:
+    """(frames, 2) Mario's sprite centre in low-res pixels (row, col) from the game's info keys, NaN where
+    he is off screen or the episode has no positions (e.g. imported data)."""
+    out = np.full((frames, 2), np.nan, np.float32)
+    if all(k in info for k in ("x_pos", "camera_x", "y_pos")):
+        x, y = game_mario_position(info["x_pos"][:frames], info["camera_x"][:frames], info["y_pos"][:frames])
+        out[:len(x)] = np.stack([y, x], 1) / 4     # 240x256 -> 60x64: 4x4 pixels a low-res one
+    return out
 
 
 def load_lowres_episodes(paths: list[Path], data_dir: str | Path, cache_root: str | Path | None = None
@@ -46,8 +58,12 @@ def load_lowres_episodes(paths: list[Path], data_dir: str | Path, cache_root: st
     if not paths:
         raise EpisodeError(f"{data_dir}: no episodes to train on")
     lows = build_cache(data_dir, paths, cache_root=cache_root)
-    return [LowresEpisode(p, np.ascontiguousarray(low), read_episode(p, frames=False).actions,
-                          load_scrolls(p, data_dir, cache_root)) for p, low in zip(paths, lows)]
+    out = []
+    for p, low in zip(paths, lows):
+        ep = read_episode(p, frames=False)
+        out.append(LowresEpisode(p, np.ascontiguousarray(low), ep.actions, load_scrolls(p, data_dir, cache_root),
+                                 mario_lowres_position(ep.info or {}, len(low))))
+    return out
 
 
 class SegmentSampler:
@@ -82,6 +98,7 @@ class SegmentSampler:
         target = np.empty((batch, 60, 64, 3), np.uint8)
         scroll = np.empty(batch, np.int8)
         mask = np.empty((batch, c), bool)
+        mario = np.full((batch, 2, 2), np.nan, np.float32)      # Mario in the last context frame and the target
         for i, e in enumerate(eps):
             ep = self.episodes[e]
             t = int(self.rng.integers(len(ep.actions)))
@@ -93,9 +110,11 @@ class SegmentSampler:
             past[i] = np.where(pidx >= 0, ep.scrolls[np.maximum(pidx, 0)], 0)
             target[i] = ep.low[t + 1]
             scroll[i] = ep.scrolls[t]
+            if ep.mario is not None:
+                mario[i] = ep.mario[t:t + 2]
         return {"obs": torch.from_numpy(obs), "act": torch.from_numpy(self._mh[act]),
                 "past_scroll": torch.from_numpy(past), "scroll": torch.from_numpy(scroll),
-                "target": torch.from_numpy(target), "mask": torch.from_numpy(mask)}
+                "target": torch.from_numpy(target), "mask": torch.from_numpy(mask), "mario": torch.from_numpy(mario)}
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state}

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from smbwm.data.spawn import Spawn, load_spawn
 from smbwm.evaluation.fidelity import Rollout, Segment, pick_segments
-from smbwm.evaluation.playability import (PlayabilityConfig, Track, game_mario_position, hands_on_actions, summarise,
-                                    track_figures)
+from smbwm.evaluation.playability import PlayabilityConfig, Track, hands_on_actions, summarise, track_figures
+from smbwm.models.mario_sprite import game_mario_position
 from smbwm.models.motion import estimate_scrolls
 
 

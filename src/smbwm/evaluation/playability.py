@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smbwm.models.mario_sprite import MARIO_WINDOW, count_marios, find_mario
+from smbwm.models.mario_sprite import count_marios, find_mario
 from smbwm.models.motion import HUD_ROWS, estimate_scrolls
 
 @dataclass
@@ -32,15 +32,6 @@ class PlayabilityConfig:
     travel_tolerance: float = 0.2      # camera travel within +-20 % of the game's
     min_travel_px: int = 32            # windows where the game's camera travels less are not scored for travel
     minute_gif: bool = True            # a GIF of the first spawn's minute (dream | real)
-
-
-def game_mario_position(x_pos: np.ndarray, camera_x: np.ndarray, y_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mario's sprite centre on screen from the game's info keys (x_pos/camera_x: level pixels of his
-    left edge and of the screen's; y_pos grows upwards from 255 - the screen row above his feet)."""
-    x = np.asarray(x_pos, np.float64) - np.asarray(camera_x, np.float64) + MARIO_WINDOW / 2
-    y = 279.0 - np.asarray(y_pos, np.float64)
-    on_screen = (x >= 0) & (x < 256) & (y > HUD_ROWS + 8) & (y < 232)
-    return np.where(on_screen, x, np.nan), np.where(on_screen, y, np.nan)
 
 
 def sharpness(frames: np.ndarray) -> np.ndarray:

@@ -42,6 +42,9 @@ class DenoiserConfig:
     # Mario is ~16 of the 3840 low-res pixels: weight the pixels this step changes (target vs the clean
     # shifted last frame, dilated by a pixel) 1 + motion_weight times in the denoising loss.
     motion_weight: float = 0.0
+    # Mario's box (the game's position of him in the last context frame and in the target, when the data
+    # has it) weighs another mario_weight: his jumps are what the dream draws worst.
+    mario_weight: float = 0.0
     scroll_channels: int = 32                         # the scroll head's width
     scroll_loss_weight: float = 0.1
     past_scroll_dropout: float = 0.25                 # hide the past scrolls from the scroll head this often
@@ -109,12 +112,15 @@ class Denoiser(nn.Module):
         return obs + sigma.view(b, 1, 1, 1, 1) * torch.randn_like(obs), sigma
 
     def loss(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor, past_scroll: torch.Tensor,
-             target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+             target: torch.Tensor, mario: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """obs (B,context,3,H,W), act (B,context,6), scroll (B,) the true next scroll, past_scroll
-        (B,context-1), target (B,3,H,W) next frame; all frames in [-1, 1]."""
+        (B,context-1), target (B,3,H,W) next frame; all frames in [-1, 1]; mario (B,2,2) or None: Mario's
+        low-res (row, col) in the last context frame and the target, NaN where unknown."""
         b, dev = obs.shape[0], obs.device
         c = self.cfg
         pixel_w = self.motion_pixels(obs, scroll, target)
+        if mario is not None and c.mario_weight > 0:
+            pixel_w = pixel_w + c.mario_weight * mario_box(mario.to(dev), target.shape[-2:])
         obs, sigma_cond = self.noise_context(obs)
         prior = self.prior(obs, scroll)
         residual = target - prior
@@ -165,3 +171,13 @@ class Denoiser(nn.Module):
 
     def predict_scroll(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:
         return self.scroll_head(obs, act, past_scroll).float().argmax(1) - MAX_SHIFT
+
+
+def mario_box(mario: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, n, 2) low-res (row, col) centres, NaN where unknown -> (B, 1, H, W) 1 inside any of the boxes
+    around them: 5 columns (20 px), rows from 4 above to 2 below (big Mario is 32 px tall above his feet)."""
+    rows = torch.arange(size[0], device=mario.device, dtype=torch.float32).view(1, 1, -1, 1)
+    cols = torch.arange(size[1], device=mario.device, dtype=torch.float32).view(1, 1, 1, -1)
+    r, c = mario[..., 0, None, None].round(), mario[..., 1, None, None].round()        # (B, n, 1, 1)
+    inside = (rows >= r - 4) & (rows <= r + 2) & ((cols - c).abs() <= 2)               # NaN compares False
+    return inside.any(1, keepdim=True).float()

@@ -82,3 +82,12 @@ def mario_centres(frames: np.ndarray, most: int = 4, chunk: int = 64) -> list[li
 def count_marios(frames: np.ndarray, most: int = 4, chunk: int = 64) -> np.ndarray:
     """(T, 240, 256, 3) uint8 -> (T,) how many separate Marios each frame shows (up to `most`, mario_centres)."""
     return np.asarray([len(c) for c in mario_centres(frames, most, chunk)], np.int64)
+
+
+def game_mario_position(x_pos: np.ndarray, camera_x: np.ndarray, y_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mario's sprite centre on screen from the game's info keys (x_pos/camera_x: level pixels of his
+    left edge and of the screen's; y_pos grows upwards from 255 - the screen row above his feet)."""
+    x = np.asarray(x_pos, np.float64) - np.asarray(camera_x, np.float64) + MARIO_WINDOW / 2
+    y = 279.0 - np.asarray(y_pos, np.float64)
+    on_screen = (x >= 0) & (x < 256) & (y > HUD_ROWS + 8) & (y < 232)
+    return np.where(on_screen, x, np.nan), np.where(on_screen, y, np.nan)

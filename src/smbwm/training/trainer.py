@@ -169,7 +169,7 @@ class Trainer:
         obs, target = to_model(batch["obs"], dev), to_model(batch["target"], dev)
         obs, act, past = self.self_context(obs, batch["act"].to(dev), batch["past_scroll"].to(dev))
         with autocast(dev, self.amp):
-            loss, stats = self.den_loss(obs, act, batch["scroll"].to(dev), past, target)
+            loss, stats = self.den_loss(obs, act, batch["scroll"].to(dev), past, target, batch.get("mario"))
         loss.backward()
         stats["grad_norm"] = self._opt_step(self.opt_den, self.model.denoiser.parameters(), self.cfg.lr)
         return stats
