@@ -100,3 +100,20 @@ def test_model_card_playability_rows_come_from_the_committed_report():
         ps = " / ".join(f"{v:.2f}" for v in p["psnr_240x256"].values())
         assert f"| {name} | {p['runs']} | {100 * p['mario_shown']:.0f} % |" in card and ps in card
     assert (CKPT / "report_minute.gif").exists() and rep["playability_spawns"]["all"]["runs"] == len(list(SPAWNS.glob("*/meta.json")))
+
+
+def test_the_documented_cpu_recipe_builds_the_shipped_model():
+    """`python src/main.py experiment=cpu ... init_from=checkpoints` (README) must build a model the
+    shipped weights fit, with the shipped denoiser's training options."""
+    from conftest import compose
+    from main import build
+    from smbwm.models.world_model import WorldModel
+    cfg = compose("trainer", ["experiment=cpu"])
+    shipped, meta = WorldModel.load(ROOT / "checkpoints")
+    denoiser, upsampler = build(cfg.model, "denoiser"), build(cfg.model, "upsampler")
+    for name, built in (("denoiser", denoiser), ("upsampler", upsampler)):
+        architecture = {k: v for k, v in meta[name].items() if k != "mario_weight"}
+        assert {k: getattr(built, k) for k in architecture} == architecture, name
+    model = WorldModel(denoiser, upsampler)
+    model.end_model, model.tiles = shipped.end_model, shipped.tiles
+    model.load_state_dict(shipped.state_dict())

@@ -208,16 +208,33 @@ def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_sp
 
 def test_init_from_a_shipped_checkpoint_continues_its_step_count(tiny_checkpoint, real_episodes, tmp_path):
     import json as _json
-    step = _json.loads((tiny_checkpoint / "model.json").read_text())["step"]
+    import shutil
+    from smbwm.models.end_model import EndModel, EndModelConfig
+    from smbwm.models.tiles import CELL, TileBook
+    from smbwm.models.world_model import WorldModel
+    # a shipped checkpoint also holds an end model and a tile book, which the trainer does not train
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tiny_checkpoint, shipped)
+    model, meta = WorldModel.load(shipped)
+    model.end_model = EndModel(EndModelConfig(channels=4, threshold=0.7))
+    model.tiles = TileBook(torch.randint(0, 50, (5, CELL)), torch.arange(1, 6))
+    model.save(shipped, meta)
+    step = meta["step"]
+    run_dir = tmp_path / "run"
     run(compose("trainer", ["experiment=tiny", f"data.dir={real_episodes}", "wandb.mode=disabled",
-                            f"init_from={tiny_checkpoint}", f"training.steps={step + 2}", "training.warmup=10",
-                            f"training.checkpoint_every={step + 2}"]), tmp_path)
-    out = tmp_path / "checkpoints" / f"step_{step + 2:07d}"
+                            f"init_from={shipped}", f"training.steps={step + 2}", "training.warmup=10",
+                            f"training.checkpoint_every={step + 2}"]), run_dir)
+    out = run_dir / "checkpoints" / f"step_{step + 2:07d}"
     assert _json.loads((out / "model.json").read_text())["step"] == step + 2
     # the fresh optimizer warms up again from the initial step instead of starting at full rate
     assert _json.loads((out / "train_state" / "state.json").read_text())["lr_origin"] == step
-    lrs = [_json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "lr" in line]
+    lrs = [_json.loads(line)["lr"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if "lr" in line]
     assert lrs and max(lrs) < _json.loads((out / "model.json").read_text())["config"]["training"]["lr"]
+    # the end model and tile book reach the run's checkpoints unchanged
+    written, _ = WorldModel.load(out)
+    assert written.end_model.cfg.threshold == 0.7 and torch.equal(written.tiles.tiles, model.tiles.tiles)
+    for a, b in zip(written.end_model.state_dict().values(), model.end_model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-3)
 
 
 def test_lead_frames_extend_the_same_window_backwards(real_episodes):

@@ -271,6 +271,7 @@ class Trainer:
         how a new machine continues training from what git holds (run dirs do not travel)."""
         from smbwm.models.world_model import resolve_checkpoint
         model, meta = WorldModel.load(resolve_checkpoint(path), self.device)     # CheckpointError: one line
+        self._carry_parts(model)
         sd = model.state_dict()
         if any(getattr(model.upsampler.cfg, k) != getattr(self.model.upsampler.cfg, k) for k in ("diffusion", "palette")):
             up = self.model.upsampler.from_deterministic(model.upsampler.state_dict())
@@ -278,8 +279,8 @@ class Trainer:
         try:
             self.model.load_state_dict(sd)
         except RuntimeError as e:
-            raise CheckpointError(f"init_from={path}: its model has other sizes than model.* here "
-                                  f"({str(e).splitlines()[0][:160]})") from None
+            why = " ".join(str(e).split())[:300]
+            raise CheckpointError(f"init_from={path}: its model has other sizes than model.* here ({why})") from None
         self.ema.load_state_dict(sd)
         self.step = int(meta.get("step", 0))
         self.up_steps = int(meta.get("upsampler_steps", 0))
@@ -289,13 +290,21 @@ class Trainer:
         if self.rank == 0:
             print(f"initialised from {path} (step {self.step}; optimizer state starts fresh)")
 
+    def _carry_parts(self, loaded: WorldModel) -> None:
+        """The end-of-episode model and tile book a loaded checkpoint holds are not trained here: both the
+        model and its EMA take them as they are, so every checkpoint this run writes keeps them."""
+        for m in (self.model, self.ema):
+            m.end_model = copy.deepcopy(loaded.end_model)
+            m.tiles = copy.deepcopy(loaded.tiles)
+
     def _resume(self) -> None:
         folder = self.latest()
         if folder is None:
             return                                                   # nothing yet: a fresh start
         st = folder / "train_state"
-        self.model.load_state_dict(load_tensors(st / "model.safetensors"))
         ema, _ = WorldModel.load(folder, self.device)
+        self._carry_parts(ema)
+        self.model.load_state_dict(load_tensors(st / "model.safetensors"))
         self.ema.load_state_dict(ema.state_dict())
         s = load_json(st / "state.json")
         for key, opt in (("opt_den", self.opt_den), ("opt_up", self.opt_up)):
