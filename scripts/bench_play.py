@@ -6,6 +6,7 @@ scaling, drawing), headless with SDL's dummy driver, as `python src/play.py --he
     python scripts/bench_play.py --sampler sharp --modes dream --threads 1
     python scripts/bench_play.py --modes dream --backend torch,openvino   # one row per backend
     python scripts/bench_play.py --modes dream --mario-retries 0          # without the sampler's Mario check
+    python scripts/bench_play.py --modes dream --reuse-deep 0,2           # one row per setting of the deep-feature reuse
 
 Prints one table row per mode (median over runs) and writes the numbers to --json.
 """
@@ -47,6 +48,7 @@ def bench(mode: str, extra: list[str], runs: int, frames: int, backend: str = "a
             "cpu_ms_per_step": float(np.median([row["cpu_ms_per_step"] for row in rows])),
             "load_average": [row["load_average"][0] for row in rows],
             "timings_ms_median": timings, "denoising_steps": rows[0]["denoising_steps"],
+            "reuse_deep": rows[0].get("reuse_deep"),
             "settings": {k: v for k, v in rows[0]["settings"].items() if k not in ("out", "seed")}}
 
 
@@ -58,6 +60,7 @@ def main() -> int:
     p.add_argument("--sampler", help="the player's --sampler preset (default: the player's, game)")
     p.add_argument("--mario-retries", help="the player's --mario-retries (default: the preset's)")
     p.add_argument("--tile-snap", help="the player's --tile-snap (default: the preset's)")
+    p.add_argument("--reuse-deep", help="the player's --reuse-deep, or a comma list (one row each; default: the preset's)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--modes", default="dream,compare,real", help="comma list of dream, compare, real")
@@ -73,17 +76,19 @@ def main() -> int:
     try:
         for mode in a.modes.split(","):
             for backend in (a.backend.split(",") if mode.strip() != "real" else ["auto"]):
-                results.append(bench(mode.strip(), extra, a.runs, a.frames, backend.strip()))
+                for reuse in (a.reuse_deep.split(",") if a.reuse_deep and mode.strip() != "real" else [None]):
+                    more = ["--reuse-deep", reuse.strip()] if reuse else []
+                    results.append(bench(mode.strip(), extra + more, a.runs, a.frames, backend.strip()))
     except PlayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"\nplayer pipeline, headless, {a.frames} steps x {a.runs} runs, torch threads {torch_threads()}, "
           f"checkpoint {a.checkpoint or 'checkpoints/ (shipped)'}")
-    print(f"{'mode':8} {'backend':9} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'CPU ms/step':>11} {'polls/s':>8} "
+    print(f"{'mode':8} {'backend':9} {'reuse':>5} {'fps (median)':>12} {'runs':>22} {'step ms':>8} {'CPU ms/step':>11} {'polls/s':>8} "
           f"{'denoise':>8} {'load 1m':>14}  env timings ms (median)")
     for r in results:
         t = ", ".join(f"{k} {v:.1f}" for k, v in r["timings_ms_median"].items())
-        print(f"{r['mode']:8} {r['backend']:9} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
+        print(f"{r['mode']:8} {r['backend']:9} {str(r['reuse_deep'] if r['reuse_deep'] is not None else '-'):>5} {r['fps_median']:12.2f} {str(r['fps_runs']):>22} {r['step_ms_median']:8.1f} "
               f"{r['cpu_ms_per_step']:11.1f} {r['input_polls_per_s']:8.1f} {str(r['denoising_steps']):>8} "
               f"{str(r['load_average']):>14}  {t}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)

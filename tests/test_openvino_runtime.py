@@ -32,16 +32,21 @@ def _palette_model():
     return m.eval()
 
 
-def test_openvino_step_agrees_with_torch_and_other_batches_fall_back():
-    from smbwm.models.openvino_runtime import _Compiled, use_openvino
+@pytest.mark.parametrize("reuse_deep", [0, 2])
+def test_openvino_step_agrees_with_torch_and_other_batches_fall_back(reuse_deep):
+    from smbwm.models.openvino_runtime import _Compiled, _CompiledDenoise, use_openvino
     from smbwm.models.sampler import SamplerConfig
     ref = _palette_model()
-    ov_model = use_openvino(copy.deepcopy(ref), bf16=False, threads=1)
-    assert isinstance(ov_model.denoiser.forward, _Compiled) and isinstance(ov_model.upsampler._features, _Compiled)
-    sampler = SamplerConfig(num_steps=2, sigma_min=0.4)
+    ov_model = use_openvino(copy.deepcopy(ref), bf16=False, threads=1, reuse_deep=reuse_deep)
+    den = ov_model.denoiser.denoise
+    assert isinstance(den, _CompiledDenoise) and isinstance(ov_model.upsampler._features, _Compiled)
+    assert sorted(den.requests) == (["full", "keeping", "reusing"] if reuse_deep else ["full"])
+    sampler = SamplerConfig(num_steps=2, sigma_min=0.4, reuse_deep=reuse_deep)
     obs, full, act, past = _inputs(ref, 1)
     a = ref.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(1))
+    torch_pass, den.fallback = den.fallback, None                  # batch 1: every denoiser call is OpenVINO's
     b = ov_model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(1))
+    den.fallback = torch_pass
     assert torch.equal(a.scroll, b.scroll)
     assert (a.low - b.low).abs().max() < 1e-3                      # fp32 in both: float rounding only
     assert (a.full != b.full).any(1).float().mean() < 0.01         # palette argmax: a near-tie may flip

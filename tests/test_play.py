@@ -94,6 +94,7 @@ def test_action_file_and_flag_errors(tmp_path):
     for argv, msg in ((["--real", "--compare"], "exclude"), (["--headless"], "--out"), (["--fps", "0"], "--fps"),
                       (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file"),
                       (["--mario-retries", "-1"], "--mario-retries"), (["--tile-snap", "65"], "--tile-snap"),
+                      (["--reuse-deep", "-1"], "--reuse-deep"),
                       (["--lost-end-steps", "-1"], "--lost-end-steps")):
         with pytest.raises(PlayError, match=msg):
             parse_args(argv)
@@ -192,10 +193,11 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     from smbwm.game.run import action_stream
     rec = tmp_path / "rec"
     argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
-            "--seed", 3, "--out", tmp_path / "out", "--record", rec, "--mario-retries", 1, "--tile-snap", 7]
+            "--seed", 3, "--out", tmp_path / "out", "--record", rec, "--mario-retries", 1, "--tile-snap", 7,
+            "--reuse-deep", 2]
     assert play(*argv) == 0
     stats = json.loads((tmp_path / "out" / "play_stats.json").read_text())
-    assert stats["mario_retries"] == 1 and stats["mario_rescue"] == load_sampler().mario_rescue
+    assert stats["reuse_deep"] == 2 and stats["mario_retries"] == 1 and stats["mario_rescue"] == load_sampler().mario_rescue
     assert stats["mario_rescue_steps"] == load_sampler().mario_rescue_steps and stats["tile_snap"] == 7
     [path] = list_episodes(rec)
     ep = read_episode(path)
@@ -205,6 +207,11 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     np.testing.assert_array_equal(ep.frames[1:], np.load(tmp_path / "out" / "frames.npy"))
     stream = action_stream(parse_args([str(a) for a in argv]))
     assert list(ep.actions) == [next(stream) for _ in range(5)]
+
+
+def test_a_reuse_the_checkpoint_cannot_run_is_one_line(tiny, spawn_dir, tmp_path):
+    res = play_cli(*tiny, "--spawn", spawn_dir, "--headless", "--frames", 2, "--out", tmp_path, "--reuse-deep", 9)
+    assert_one_line_error(res, "--reuse-deep", "0..4")
 
 
 def test_a_dream_that_loses_mario_starts_again(tiny, spawn_dir, tmp_path):

@@ -267,3 +267,31 @@ def test_upsampler_motion_weight_counts_only_the_pixels_the_prior_gets_wrong():
     weighted.load_state_dict(plain.state_dict())                 # both start as "the prior"
     assert weighted.loss(prior, low, target)[0] > 5 * plain.loss(prior, low, target)[0]
     assert weighted.loss(prior, low, prior)[0] == plain.loss(prior, low, prior)[0] == 0
+
+
+def test_reused_deep_features_run_only_the_top_levels_and_match_where_nothing_changed():
+    torch.manual_seed(0)
+    d = Denoiser(TINY).eval()
+    for p in d.parameters():                          # zero-init output layers would make every output equal
+        p.data += 0.05 * torch.randn_like(p)
+    obs, act, scroll, _ = _batch(2)
+    prior, x, sigma = d.prior(obs, scroll), torch.randn(2, 3, 60, 64), torch.full((2,), 2.0)
+    with torch.no_grad():
+        full = d(x, sigma, obs, prior, act, scroll)
+        for keep in (1, 2, 3):
+            out, deep = d.denoise(x, sigma, obs, prior, act, scroll, keep=keep)
+            assert torch.equal(out, full) and deep.shape == (2, TINY.channels[keep], 64 >> keep, 64 >> keep)
+            again, none = d.denoise(x, sigma, obs, prior, act, scroll, keep=keep, deep=deep)
+            assert none is None and torch.allclose(again, full, atol=1e-5)    # the same input: the same output
+        # a later sampler step (another sigma) on the first step's deep features is not the full pass
+        deep = d.denoise(x, sigma, obs, prior, act, scroll, keep=2)[1]
+        later, _ = d.denoise(x, sigma / 4, obs, prior, act, scroll, keep=2, deep=deep)
+        assert (later - d(x, sigma / 4, obs, prior, act, scroll)).abs().mean() > 1e-5
+    # the sampler runs the coarse levels once per frame, the top levels at every step
+    calls = {"mid": 0, "top": 0}
+    d.unet.mid[0].register_forward_hook(lambda *_: calls.__setitem__("mid", calls["mid"] + 1))
+    d.unet.down[0][0].register_forward_hook(lambda *_: calls.__setitem__("top", calls["top"] + 1))
+    d.sample_next(obs, act, scroll, SamplerConfig(num_steps=4, sigma_min=0.4, reuse_deep=2))
+    assert calls == {"mid": 1, "top": 4}
+    with pytest.raises(ValueError, match=r"reuse_deep must be 0\.\.4"):
+        d.sample_next(obs, act, scroll, SamplerConfig(num_steps=2, reuse_deep=5))

@@ -29,7 +29,11 @@ from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
 
 DEFAULT_SPAWNS = SPAWNS
 
-__all__ = ["WorldModelEnv", "CheckpointError", "SpawnError", "OpenVINOUnavailable", "load_sampler", "resolve_checkpoint",
+
+class SamplerError(ValueError):
+    """A sampler setting this checkpoint cannot run; str() is one line."""
+
+__all__ = ["WorldModelEnv", "CheckpointError", "SamplerError", "SpawnError", "OpenVINOUnavailable", "load_sampler", "resolve_checkpoint",
            "resolve_backend"]
 
 
@@ -41,7 +45,7 @@ class WorldModelEnv(gym.Env):
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
                  backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True,
-                 tile_snap: int | None = None, lost_end_steps: int = 60):
+                 tile_snap: int | None = None, lost_end_steps: int = 60, reuse_deep: int | None = None):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -52,9 +56,14 @@ class WorldModelEnv(gym.Env):
         self.sampler = load_sampler(sampler, denoising_steps)
         if mario_retries is not None:           # None: the preset's own
             self.sampler.mario_retries = int(mario_retries)
+        if reuse_deep is not None:              # None: the preset's own
+            self.sampler.reuse_deep = int(reuse_deep)
+        levels = len(self.model.denoiser.cfg.channels)
+        if not 0 <= self.sampler.reuse_deep <= levels:
+            raise SamplerError(f"reuse_deep must be 0..{levels} (this denoiser's UNet levels), got {self.sampler.reuse_deep}")
         if tile_snap is not None:               # None: the preset's; it needs the checkpoint's tile book
             self.sampler.tile_snap = int(tile_snap)
-        self.backend = apply_backend(self.model, backend, self.device, compile)
+        self.backend = apply_backend(self.model, backend, self.device, compile, self.sampler.reuse_deep)
         if self.backend == "openvino":
             self.amp = None     # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike autocast
         if compile:

@@ -223,7 +223,7 @@ def measure_speed(model, sampler, device, seg: Segment, steps: int, backend: str
     amp = None if device.type == "cpu" else autocast_dtype(device)
     if resolve_backend(backend, device) == "openvino":
         model = copy.deepcopy(model)
-    backend = apply_backend(model, backend, device)
+    backend = apply_backend(model, backend, device, reuse_deep=sampler.reuse_deep)
     if backend == "openvino":
         amp = None
     roll = Rollout(model, sampler, device, amp)

@@ -29,6 +29,7 @@ class PlayConfig:
     denoising_steps: int | None = None # denoiser calls per frame (None: the sampler preset's)
     sampler: str = DEFAULT_SAMPLER
     mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
+    reuse_deep: int | None = None      # UNet levels run at every sampler step, the rest reused (None: the preset's, 0: all)
     tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     lost_end_steps: int = 60           # the dream ends after this many frames in a row without Mario (0: never)
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mario-retries", type=int, dest="mario_retries",
                    help="draw a frame that does not show exactly one sharp Mario again, up to this many times "
                         "(default: the --sampler preset's; 0 shows the raw samples)")
+    p.add_argument("--reuse-deep", type=int, dest="reuse_deep",
+                   help="after the first denoiser call of a frame, run only the UNet's top this many levels and "
+                        "reuse the deeper ones (default: the --sampler preset's; 0: the whole UNet at every step)")
     p.add_argument("--tile-snap", type=int, dest="tile_snap",
                    help="snap each drawn 8x8 cell that differs from a tile of the real game in at most this many of "
                         "its 64 pixels onto that tile, e.g. 16 (default: the --sampler preset's, 0: frames as drawn)")
@@ -131,6 +135,8 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError("--compile is torch's compiler; with --backend openvino leave it out (or use --backend torch)")
     if cfg.denoising_steps is not None and cfg.denoising_steps < 1:
         raise PlayError(f"--denoising-steps must be >= 1, got {cfg.denoising_steps}")
+    if cfg.reuse_deep is not None and cfg.reuse_deep < 0:
+        raise PlayError(f"--reuse-deep must be >= 0 (0: the whole UNet at every step), got {cfg.reuse_deep}")
     if cfg.mario_retries is not None and cfg.mario_retries < 0:
         raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
     if cfg.tile_snap is not None and not 0 <= cfg.tile_snap <= 64:

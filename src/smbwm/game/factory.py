@@ -34,7 +34,7 @@ def make_dream(cfg: PlayConfig) -> Any:
         # so the env's own episode limit is out of the way.
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.denoising_steps,
                                  sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile,
-                                 backend=cfg.backend, mario_retries=cfg.mario_retries,
+                                 backend=cfg.backend, mario_retries=cfg.mario_retries, reuse_deep=cfg.reuse_deep,
                                  tile_snap=cfg.tile_snap, end_episodes=cfg.end_episodes,
                                  lost_end_steps=cfg.lost_end_steps)
     except mod.CheckpointError as e:
@@ -42,6 +42,8 @@ def make_dream(cfg: PlayConfig) -> Any:
         raise PlayError(msg if "main.py" in msg else f"{msg}; {NO_CHECKPOINT_HINT}") from None
     except mod.OpenVINOUnavailable as e:
         raise PlayError(f"--backend openvino: {one_line(e)}; or play with --backend torch") from None
+    except mod.SamplerError as e:
+        raise PlayError(f"--reuse-deep: {one_line(e)}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pass --spawn DIR") from None
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; anything it raises is one line
@@ -61,6 +63,8 @@ def make_real_factory(cfg: PlayConfig) -> RealBuilder:
 def load_spawn_clean(path: str | Path) -> Spawn:
     try:
         return load_spawn(path)
+    except mod.SamplerError as e:
+        raise PlayError(f"--reuse-deep: {one_line(e)}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
 

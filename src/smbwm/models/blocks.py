@@ -105,23 +105,41 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.run(x, cond)[0]
+
+    def run(self, x: torch.Tensor, cond: torch.Tensor, keep: int = 0,
+            deep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(output, deep features). keep = 0: the whole UNet, no features kept. keep = k > 0 without `deep`:
+        the whole UNet, also returning the up path's input to level k-1 (B, channels[k], H/2^k, W/2^k);
+        with `deep` (those features from an earlier call): only levels 0..k-1 run, the deeper ones are
+        reused (DeepCache, Ma et al. 2024): a sampler's later steps change the top of the UNet, where
+        Mario's pixels are, more than the coarse levels that carry the layout."""
         h0, w0 = x.shape[-2:]
         ph, pw = (-h0) % self.stride, (-w0) % self.stride
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         x = self.conv_in(x)
+        levels, reuse = len(self.down), keep > 0 and deep is not None
         skips = []
-        for i, blocks in enumerate(self.down):
+        for i, blocks in enumerate(self.down[:keep] if reuse else self.down):
             for blk in blocks:
                 x = blk(x, cond)
                 skips.append(x)
-            if i < len(self.downsamples):
+            if i < len(self.downsamples) and not (reuse and i == keep - 1):
                 x = self.downsamples[i](x)
-        for blk in self.mid:
-            x = blk(x, cond)
+        if reuse:
+            x = deep
+        else:
+            for blk in self.mid:
+                x = blk(x, cond)
+        kept = None
         for i, blocks in enumerate(self.up):
+            if reuse and i < levels - keep:
+                continue                           # a level of the reused deep features
+            if i == levels - keep and not reuse:
+                kept = x
             if i > 0:
                 x = self.upsamples[i - 1](F.interpolate(x, scale_factor=2.0, mode="nearest"))
             for blk in blocks:
                 x = blk(torch.cat([x, skips.pop()], 1), cond)
         x = self.conv_out(F.silu(self.norm_out(x)))
-        return x[..., :h0, :w0]
+        return x[..., :h0, :w0], kept

@@ -82,13 +82,22 @@ class Denoiser(nn.Module):
                 act: torch.Tensor, scroll: torch.Tensor, sigma_cond: torch.Tensor | None = None) -> torch.Tensor:
         """The denoised residual D(noisy; sigma).
         noisy (B,3,H,W); sigma (B,); obs (B,context,3,H,W) in [-1,1]; prior (B,3,H,W); act (B,context,6)."""
+        return self.denoise(noisy, sigma, obs, prior, act, scroll, sigma_cond)[0]
+
+    def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor, obs: torch.Tensor, prior: torch.Tensor,
+                act: torch.Tensor, scroll: torch.Tensor, sigma_cond: torch.Tensor | None = None, keep: int = 0,
+                deep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """forward's D and the UNet's deep features (UNet.run): keep > 0 without `deep` keeps them, with
+        `deep` reuses them and runs only the UNet's top `keep` levels (the sampler's reuse_deep)."""
+        if not 0 <= keep <= len(self.cfg.channels):
+            raise ValueError(f"reuse_deep must be 0..{len(self.cfg.channels)} (the UNet's levels), got {keep}")
         if sigma_cond is None:
             sigma_cond = torch.zeros_like(sigma)
         c_in, c_skip, c_out, c_noise = self.precond(sigma)
         cond = self.condition(c_noise, sigma_cond, act, scroll)
         x = torch.cat([c_in * noisy, obs.flatten(1, 2), prior], 1)
-        f = self.unet(x.contiguous(memory_format=torch.channels_last), cond).float()
-        return c_skip * noisy + c_out * f
+        f, kept = self.unet.run(x.contiguous(memory_format=torch.channels_last), cond, keep, deep)
+        return c_skip * noisy + c_out * f.float(), kept
 
     def prior(self, obs: torch.Tensor, scroll: torch.Tensor) -> torch.Tensor:
         """The last context frame shifted by the scroll (B, context, 3, H, W) -> (B, 3, H, W)."""
@@ -165,8 +174,14 @@ class Denoiser(nn.Module):
         if sampler.context_noise > 0:
             obs = obs + sampler.context_noise * torch.randn_like(obs)
         sigma_cond = torch.full((obs.shape[0],), sampler.context_noise, device=obs.device)
-        residual = sample_residual(lambda x, s: self(x, s, obs, prior, act, scroll, sigma_cond),
-                                   prior.shape, sampler, obs.device, generator)
+        keep, deep = sampler.reuse_deep, None
+
+        def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            nonlocal deep                      # the first call's deep features serve the later ones
+            d, kept = self.denoise(x, s, obs, prior, act, scroll, sigma_cond, keep, deep)
+            deep = kept if deep is None else deep
+            return d
+        residual = sample_residual(denoise, prior.shape, sampler, obs.device, generator)
         return (prior + residual.float()).clamp(-1, 1)
 
     def predict_scroll(self, obs: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,10 @@ class SamplerConfig:
     # column a whole tile back, so sky stays sky and bricks stay bricks where repeating the edge column
     # would hand the upsampler streaks, which each frame then passes on as the next one's prior.
     prior_fill: str = ""
+    # From the second step on, run only the denoiser UNet's top `reuse_deep` levels and reuse the deeper
+    # levels' features from the first step (DeepCache, Ma et al. 2024): the coarse levels carry the
+    # layout the context fixes, the top ones Mario's pixels. 0: every step runs the whole UNet.
+    reuse_deep: int = 0
 
 
 def edm_precond(sigma: torch.Tensor, sigma_data: float):
