@@ -63,8 +63,6 @@ def make_real_factory(cfg: PlayConfig) -> RealBuilder:
 def load_spawn_clean(path: str | Path) -> Spawn:
     try:
         return load_spawn(path)
-    except mod.SamplerError as e:
-        raise PlayError(f"--reuse-deep: {one_line(e)}") from None
     except SpawnError as e:
         raise PlayError(f"{one_line(e)}; make spawns with `python src/dataset.py spawn` or pick another with --spawn") from None
 
