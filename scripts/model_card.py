@@ -117,9 +117,14 @@ def playability_table(report: dict) -> str:
             if "runs" in s.get("playability", {})]
     sp = report.get("playability_spawns", {})
     if sp.get("all"):
-        rows.append((f"hands-on, {sp['steps']} steps from each spawn", "spawns", sp["all"]))
+        late = {"game_input_late": sp["game_input_late"]} if "game_input_late" in sp else {}
+        rows.append((f"hands-on, {sp['steps']} steps from each spawn", "spawns", {**sp["all"], **late}))
     if not rows:
         return ""
+    late = [(f"{what}: the game itself, input {n} NES frame{'s' * (n != 1)} late", name, p["game_input_late"])
+            for what, name, p in rows if p.get("game_input_late", {}).get("runs")
+            for n in [p["game_input_late"]["late_frames"]]]
+    rows = [r for row in rows for r in [row] + [x for x in late if x[1] == row[1]]]
     pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
     lines = ["| run | set | runs | Mario shown | two Marios or more | near the game's Mario, steps 1-15 | camera travel / game's (median) "
              "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
@@ -140,6 +145,33 @@ def playability_table(report: dict) -> str:
         lines += [f"| {what} | {name} | " + " | ".join(pct(m[k]) for k in ("near", "missing", "height", "along", "both")) + " |"
                   for what, name, m in misses]
     return "\n".join(lines)
+
+
+def reference_section(ck: Path) -> str:
+    """The dream beside the game's own late-input reference on the same runs (report_reference.json: an
+    evaluate run with playability.late_frames, on episodes collected by the report's own commands)."""
+    path = ck / "report_reference.json"
+    if not path.exists():
+        return ""
+    ref = json.loads(path.read_text())
+    table = playability_table(ref)
+    if "game itself" not in table:
+        return ""
+    eps = " / ".join(str(s.get("playability", {}).get("runs", "—")) for s in ref.get("sets", {}).values())
+    n = next(s["playability"]["game_input_late"]["late_frames"] for s in ref["sets"].values()
+             if "game_input_late" in s.get("playability", {}))
+    return f"""
+### The dream beside the game itself, input a NES frame late (report_reference.json)
+
+The same playability run on episodes collected again by report.json's commands (`episodes`; the
+collector's workers split the steps anew, so these are other episodes and other windows than above:
+{eps} windows per set), with the game's own reference row under each of the dream's: each run replayed
+on the emulator to its start and played with the same buttons pressed {n} NES frame{'s' * (n != 1)} late, scored
+exactly as the dream is. It is how far a run that starts that little off drifts from the recording in
+10 s of open-loop play: what these figures can ask of any dream that is not the game itself.
+
+{table}
+"""
 
 
 def end_model_section(ck: Path, report: dict) -> str:
@@ -256,17 +288,19 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
 "Mario shown": a sharp Mario on screen (his three palette colours, >= 20 pixels each in a 16x16 window;
 a blurred or ghosted Mario has none of the exact colours). "Near": within 8 px of where the game has him.
 "Stall": the dream's camera still while the game's moves. "Dead": Mario lost for good or the camera
-stalled for good. Sharpness: mean luminance gradient of the playfield against the game's.
+stalled for good. Sharpness: mean luminance gradient of the playfield against the game's. A row "the
+game itself, input 1 NES frame late" (reports since `playability.late_frames`): each run replayed on
+the emulator to its start and played with the same buttons pressed 1/60 s late, scored as the dream is.
 
 {play}
 
 ![a minute of hands-on play from the first spawn: dream (left), the real game with the same buttons (right)](report_minute.gif)
 
-{sheet}"""
+{sheet}{reference_section(ck)}"""
     card += end_model_section(ck, report)
     card += tile_book_section(ck)
     others = {f.stem.removeprefix("report_"): json.loads(f.read_text()) for f in sorted(ck.glob("report_*.json"))}
-    others = {k: v for k, v in others.items() if "sampler" in v and k != "playability"}
+    others = {k: v for k, v in others.items() if "sampler" in v and k not in ("playability", "reference")}
     if others:
         card += f"""
 ## Samplers (`python src/evaluate.py sampler=<preset> out=checkpoints/report_<preset>.json`)

@@ -78,7 +78,7 @@ def check_playability(p) -> None:
     def integer(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
     for name, low in (("windows", 0), ("window_steps", 1), ("spawn_steps", 0), ("jump_every", 1), ("jump_hold", 0),
-                      ("stall_steps", 1), ("early_steps", 1), ("min_travel_px", 0)):
+                      ("stall_steps", 1), ("early_steps", 1), ("min_travel_px", 0), ("late_frames", 0)):
         v = getattr(p, name)
         if not integer(v) or v < low:
             config_error(f"playability.{name} must be an integer >= {low}, got {v!r}")
@@ -166,6 +166,8 @@ def run(cfg: DictConfig) -> dict:
         config_error(f"bad config: {str(e).splitlines()[0]}")
     check_eval(ecfg, cfg.denoising_steps)
     check_playability(pcfg)
+    if cfg.reference_only and pcfg.late_frames < 1:
+        config_error("reference_only=true plays only the game's late-input reference: playability.late_frames must be >= 1")
     from smbwm.models.motion import REVEAL_FILLS
     if sampler.prior_fill not in ("", *REVEAL_FILLS):
         config_error(f"sampler.prior_fill must be empty (the checkpoint's reveal_fill) or one of {', '.join(REVEAL_FILLS)}, "
@@ -187,21 +189,23 @@ def run(cfg: DictConfig) -> dict:
               "sampler": {k: None if v == float("inf") else v for k, v in dataclasses.asdict(sampler).items()},  # JSON has no inf
               "sets": {}}
     pics_first = None
+    dream = not cfg.reference_only
     for name, paths in sets.items():
-        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name) if ecfg.next_frame_samples > 0 else ({}, {})
+        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name) \
+            if ecfg.next_frame_samples > 0 and dream else ({}, {})
         if pcfg.windows > 0:
             roll = Rollout(model, sampler, device, amp, ecfg.seed)
             rep["playability"] = window_playability(roll, paths, pcfg, np.random.default_rng(ecfg.seed), name,
-                                                    ecfg.batch_size)
+                                                    ecfg.batch_size, dream)
         report["sets"][name] = rep
         pics_first = pics_first or pics or None
     minute = None
     spawns = list_spawns(cfg.spawn_dir or SPAWNS) if pcfg.spawn_steps > 0 else []
     if spawns:
         roll = Rollout(model, sampler, device, amp, ecfg.seed)
-        report["playability_spawns"], minute = spawn_playability(roll, spawns, pcfg)
+        report["playability_spawns"], minute = spawn_playability(roll, spawns, pcfg, dream)
     seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
-                        np.random.default_rng(ecfg.seed), "speed")
+                        np.random.default_rng(ecfg.seed), "speed") if dream else []
     if seg:
         report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps, ecfg.speed_backend)
     report["eval_seconds"] = round(time.time() - t0, 1)

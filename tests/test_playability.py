@@ -2,6 +2,8 @@
 and the per-run figures on runs whose answer is known (the real game itself, a frozen and a blurred dream)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,33 @@ def _two_runs():
            "game_travel_px": 50, "dream_travel_same_steps_px": 50, "longest_stall": 0, "death_step": 10,
            "sharpness_ratio": 1.0}
     return [run, dict(run)]
+
+
+def test_the_games_own_reference_replays_the_window_and_presses_late(real_episodes):
+    """The late-input reference (evaluation.long_play): the episode replayed on the emulator reaches the
+    window's recorded frames exactly; pressed a NES frame late, the game drifts from its own recording."""
+    from smbwm.evaluation.fidelity import pick_segments
+    from smbwm.data.spawn_tools import replay_level
+    from smbwm.evaluation.long_play import late_input_reference, play_real_game
+    from smbwm.evaluation.metrics import psnr_per_frame
+    ep = _long_episode(real_episodes)
+    path = next(p for p in list_episodes(real_episodes) if read_episode(p, frames=False).attrs == ep.attrs)
+    seg = pick_segments([path], 4 + 40, 1, np.random.default_rng(0), "test", with_info=True)[0]
+    start = seg.source[1] + 3                                  # the episode's frame the window starts from
+    acts = seg.actions[3:]
+    on_time, (gx, gy) = play_real_game(replay_level(ep), ep.actions[:start], acts)
+    assert np.array_equal(on_time, seg.frames[3:])             # the emulator is deterministic
+    real_x, real_y = game_mario_position(*(v[3:] for v in seg.info))
+    assert np.allclose(gx[1:], real_x[1:], equal_nan=True) and np.allclose(gy[1:], real_y[1:], equal_nan=True)
+    late, _ = play_real_game(replay_level(ep), ep.actions[:start], acts, late_frames=1)
+    assert np.array_equal(late[0], seg.frames[3]) and len(late) == len(on_time)
+    assert psnr_per_frame(late[1:], on_time[1:]).min() < 60  # a frame late, the picture is not the recording's
+
+    cfg = PlayabilityConfig(window_steps=40, psnr_steps=[1, 15], late_frames=0)
+    exact = late_input_reference([seg], 4, cfg)              # no lag: the reference is the game itself
+    assert exact["runs"] == 1 and exact["windows_not_replayed"] == 0
+    assert exact["psnr_240x256"]["15"] == pytest.approx(100) and exact["camera_travel_within_tolerance"] in (1.0, None)
+    lagged = late_input_reference([seg], 4, PlayabilityConfig(window_steps=40, psnr_steps=[1, 15], late_frames=1))
+    assert lagged["runs"] == 1 and lagged["late_frames"] == 1 and lagged["psnr_240x256"]["15"] < 100
+    unknown = late_input_reference([dataclasses.replace(seg, source=None)], 4, cfg)
+    assert unknown["windows_not_replayed"] == 1 and "runs" not in unknown   # nothing to replay: counted, not scored

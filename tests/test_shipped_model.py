@@ -102,6 +102,19 @@ def test_model_card_playability_rows_come_from_the_committed_report():
     assert (CKPT / "report_minute.gif").exists() and rep["playability_spawns"]["all"]["runs"] == len(list(SPAWNS.glob("*/meta.json")))
 
 
+def test_model_card_shows_the_dream_beside_the_games_own_reference():
+    """checkpoints/report_reference.json: each set's dream row and, under it, the game's own run with its
+    input a NES frame late, on the same windows; the card copies both."""
+    ref = json.loads((CKPT / "report_reference.json").read_text())
+    card = (CKPT / "README.md").read_text()
+    for name, s in ref["sets"].items():
+        p, late = s["playability"], s["playability"]["game_input_late"]
+        assert late["windows_not_replayed"] == 0 and late["runs"] == p["runs"]
+        assert f"| {name} | {p['runs']} | {100 * p['mario_shown']:.0f} % |" in card
+        assert (f"the game itself, input {late['late_frames']} NES frame late | {name} | {late['runs']} | "
+                f"{100 * late['mario_shown']:.0f} % |") in card
+
+
 def test_the_documented_cpu_recipe_builds_the_shipped_model():
     """`python src/main.py experiment=cpu ... init_from=checkpoints` (README) must build a model the
     shipped weights fit, with the shipped denoiser's training options."""

@@ -171,6 +171,10 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert spawns["steps"] == 12 and spawns["all"]["runs"] == len(spawns["per_spawn"]) == 3
     assert all(0 < r["game_steps"] <= 12 and 0 <= r["death_step"] <= 12 for r in spawns["per_spawn"].values())
     assert out.with_name("report_minute.gif").exists()
+    # the game's own reference: the same windows and spawn minutes on the emulator, input a NES frame late
+    ref, ref_spawns = play["game_input_late"], spawns["game_input_late"]
+    assert ref["late_frames"] == ref_spawns["late_frames"] == 1 and ref["windows_not_replayed"] == 0
+    assert ref["runs"] == 2 and ref_spawns["runs"] == 3 and 0 <= ref["mario_shown"] <= 1
     from PIL import Image
     sheet = Image.open(out.with_name("report_spawns.png"))  # a row per spawn; the 12-step minute has one moment
     assert sheet.size == (256 + 4, 3 * (240 + 12))
@@ -195,6 +199,25 @@ def test_evaluate_names_a_bad_sampler_setting_in_one_line(tiny_checkpoint, real_
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "sampler.prior_fill" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_plays_the_games_own_reference_alone(tiny_checkpoint, real_episodes, tiny_spawns, tmp_path):
+    """reference_only=true: the windows and spawn minutes on the emulator with the input a NES frame late,
+    no dream (what the playability figures can ask of any model); a reference of no lag is refused."""
+    out = tmp_path / "reference.json"
+    args = [sys.executable, "src/evaluate.py", f"checkpoint={tiny_checkpoint}", f"data.dir={real_episodes}",
+            "reference_only=true", "playability.windows=2", "playability.window_steps=20",
+            "playability.psnr_steps=[1,15]", "playability.spawn_steps=12", f"spawn_dir={tiny_spawns}"]
+    r = subprocess.run(args + [f"out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    play, spawns = rep["sets"]["episodes"]["playability"], rep["playability_spawns"]
+    assert set(play) == {"game_input_late"} and play["game_input_late"]["runs"] == 2
+    assert spawns["game_input_late"]["runs"] == 3 and "all" not in spawns and "speed" not in rep
+    assert not out.with_name("report_minute.gif").exists()
+    r = subprocess.run(args + [f"out={tmp_path / 'r.json'}", "playability.late_frames=0"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "playability.late_frames" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_collect_inside_the_dream_writes_valid_episodes(tiny_checkpoint, tiny_spawns, tmp_path):

@@ -142,9 +142,15 @@ def replay_to_spawn(env, spawn: Spawn) -> np.ndarray:
                          f"{'random stages' if getattr(base, 'random_stages', False) else base.level}")
     if getattr(base, "frame_skip", 4) != int(spawn.meta.get("frame_skip", 4)):
         raise SpawnError(f"{where}: recorded with frame_skip {spawn.meta.get('frame_skip')}, env uses {base.frame_skip}")
+    return replay_actions(env, actions, where)
+
+
+def replay_actions(env, actions, where: str = "replay") -> np.ndarray:
+    """Reset an emulator env and step `actions` (NES bytes): the observation after the last one, which
+    equals the recorded frame (the emulator is deterministic). SpawnError if the game ends on the way."""
     obs, _ = env.reset()
     for i, a in enumerate(actions):
-        obs, _, term, trunc, _ = env.step(a)
+        obs, _, term, trunc, _ = env.step(int(a))
         if (term or trunc) and i < len(actions) - 1:
             raise SpawnError(f"{where}: the replay ended after {i + 1} of {len(actions)} steps (env time limit?)")
     return obs

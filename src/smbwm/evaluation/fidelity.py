@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ class Segment:
     actions: np.ndarray       # (L-1,) actions, actions[i] taken at frames[i]
     scrolls: np.ndarray       # (L-1,) image-estimated scrolls
     info: tuple[np.ndarray, ...] | None = None   # (L,) x_pos, camera_x, y_pos of the game (with_info)
+    source: tuple[Path, int] | None = None       # the episode file and its frame index of frames[0]
 
 
 def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str,
@@ -58,7 +60,7 @@ def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc
         f = read_frames(p, slice(t, t + length))
         ep = read_episode(p, frames=False)
         info = tuple(np.asarray(ep.info[k][t:t + length]) for k in ("x_pos", "camera_x", "y_pos")) if with_info else None
-        out.append(Segment(f, ep.actions[t:t + length - 1], estimate_scrolls(f), info))
+        out.append(Segment(f, ep.actions[t:t + length - 1], estimate_scrolls(f), info, (Path(p), t)))
     return out
 
 

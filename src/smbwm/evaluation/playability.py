@@ -32,6 +32,9 @@ class PlayabilityConfig:
     travel_tolerance: float = 0.2      # camera travel within +-20 % of the game's
     min_travel_px: int = 32            # windows where the game's camera travels less are not scored for travel
     minute_gif: bool = True            # a GIF of the first spawn's minute (dream | real)
+    # The game's own reference: each window and spawn minute also played on the emulator with its input
+    # this many NES frames (1/60 s) late and scored as the dream is (0: not played).
+    late_frames: int = 1
 
 
 def sharpness(frames: np.ndarray) -> np.ndarray:
