@@ -68,6 +68,14 @@ def _jobs(levels: list[str], seed: int, worker: int, workers: int, episodes: int
         i += workers
 
 
+def command_line(overrides: list[str]) -> str:
+    """The command that collects these episodes again, stored in each file (attr `collect_command`) so
+    that a report on them can say how to remake them: the Hydra overrides, with out_dir as <dir>."""
+    import shlex
+    args = ["out_dir=<dir>" if o.split("=", 1)[0].lstrip("+~") == "out_dir" else shlex.quote(o) for o in overrides]
+    return " ".join(["python src/collect.py", *args])
+
+
 def _public(agent_cfg: dict) -> dict:
     """The agent config as stored in every episode file: secrets (API keys) left out."""
     return {k: ("<hidden>" if "key" in k.lower() and v else v) for k, v in agent_cfg.items()}
@@ -101,7 +109,7 @@ def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, re
     try:
         res = collect_worker(_env_factory(cfg["env"], cfg["max_steps"]), _agent_factory(cfg["agent"], cfg["seed"] + w),
                              _jobs(levels, cfg["seed"], w, cfg["workers"], episodes), cfg["out_dir"], source,
-                             cfg["max_steps"], attrs={"agent_config": json.dumps(_public(cfg["agent"])), "env": cfg["env"]["name"]},
+                             cfg["max_steps"], attrs=_attrs(cfg),
                              step_budget=budget, compression=cfg["compression"], on_step=progress.put if progress else None)
     except Exception as e:  # noqa: BLE001 - reported by the parent as one line
         msg = " ".join(str(e).split())           # Hydra wraps errors over several lines: keep one
@@ -109,6 +117,13 @@ def _worker_main(w: int, cfg: dict, levels: list[str], source: str, progress, re
     if results is None:
         return res
     results.put(res)
+
+
+def _attrs(cfg: dict) -> dict[str, Any]:
+    attrs = {"agent_config": json.dumps(_public(cfg["agent"])), "env": cfg["env"]["name"]}
+    if cfg.get("_command"):
+        attrs["collect_command"] = cfg["_command"]
+    return attrs
 
 
 def _merge(results: list[WorkerResult]) -> WorkerResult:
@@ -152,9 +167,11 @@ def _report(res: WorkerResult, seconds: float, source: str, out_dir: Path, seed:
     return report
 
 
-def collect(cfg: DictConfig) -> dict[str, Any]:
+def collect(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
+    """Run the collection `cfg` describes; `command` (command_line's) is stored in every episode file."""
     c = OmegaConf.to_container(cfg, resolve=True)
     _check(c)
+    c["_command"] = command
     try:
         levels = _levels(cfg)
     except ValueError as e:
@@ -317,7 +334,8 @@ class _BarFeed:
 
 @hydra.main(config_path="../config", config_name="collect", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    report = collect(cfg)
+    from hydra.core.hydra_config import HydraConfig
+    report = collect(cfg, command_line(list(HydraConfig.get().overrides.task)))
     if report.get("write_failed") or (report.get("errors") and report["episodes_written"] == 0
                                       and set(report["errors"]) != {"stopped by the user"}):
         sys.exit(1)

@@ -60,6 +60,19 @@ def episode_sets(cfg: DictConfig) -> dict[str, list[Path]]:
     return sets
 
 
+def collect_commands(sets: dict[str, list[Path]]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Per set, the commands that collected its episodes (each file's `collect_command`, as collect.py
+    stores it), so the report says how to remake its data; and per set, how many files record none."""
+    from smbwm.data.episode import read_episode
+    commands, unknown = {}, {}
+    for name, paths in sets.items():
+        found = [read_episode(p, frames=False).attrs.get("collect_command") for p in paths]
+        commands[name] = sorted({c for c in found if c})
+        if None in found or "" in found:
+            unknown[name] = sum(not c for c in found)
+    return commands, unknown
+
+
 def check_eval(ecfg, denoising_steps) -> None:
     """Counts that would crash later (or drop a report section silently) stop here with one line."""
     def integer(v) -> bool:
@@ -209,6 +222,9 @@ def run(cfg: DictConfig) -> dict:
     if seg:
         report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps, ecfg.speed_backend)
     report["eval_seconds"] = round(time.time() - t0, 1)
+    report["episodes"], unknown = collect_commands(sets)
+    if unknown:
+        report["episodes_without_command"] = unknown
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     files = pictures(pics_first, out, cfg.gif) if pics_first else []

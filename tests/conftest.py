@@ -29,8 +29,8 @@ def compose(config_name: str, overrides: list[str]):
 
 
 def run_collect(overrides: list[str]) -> dict:
-    from collect import collect
-    return collect(compose("collect", overrides))
+    from collect import collect, command_line
+    return collect(compose("collect", overrides), command_line(overrides))
 
 
 @pytest.fixture(scope="session")

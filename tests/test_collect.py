@@ -34,6 +34,8 @@ def test_collect_with_documented_overrides_round_trips_and_resumes(tmp_path):
         assert ep.info["world"][0] * 10 + ep.info["stage"][0] in (11, 42)
         levels.add(ep.attrs["level"])
     assert levels == {"1-1", "4-2"}
+    assert ep.attrs["collect_command"] == ("python src/collect.py env=nes agent=random episodes=3 max_steps=40 "
+                                           "'level=[1-1,4-2]' out_dir=<dir> workers=2 seed=7")
     summary = json.loads((tmp_path / "summary_nes-random_s7.json").read_text())
     assert summary["steps"] == report["steps"] and abs(sum(summary["actions"].values()) - 1) < 0.01
     again = run_collect(args)                     # the same command resumes: nothing new to do
@@ -119,6 +121,10 @@ def test_killing_the_collector_leaves_only_whole_files(tmp_path, sig, workers, g
     # each worker's episode in progress is saved, flagged (unless it ended by itself on that very step)
     assert 1 <= len(stopped) <= workers, output
     assert all(ep.attrs["stopped_reason"] == "stopped by the user" for ep in stopped)
+    # each file says how to collect it again (python src/collect.py's own overrides, out_dir as <dir>)
+    assert {read_episode(p, frames=False).attrs["collect_command"] for p in files} == {
+        "python src/collect.py agent=scripted agent.explore=0 episodes=50 max_steps=100000 level=1-1 "
+        f"out_dir=<dir> workers={workers} seed=0"}
     assert "Traceback" not in output and "episodes written" in output
     # and the killed run resumes: the saved episodes are kept, not redone
     report = run_collect(["agent=scripted", "agent.explore=0", f"episodes={len(files)}", "max_steps=10", "level=1-1",

@@ -164,6 +164,11 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     assert rep["speed"]["fps"] > 0 and rep["speed"]["denoising_steps"] == game.num_steps
     assert rep["sampler"]["s_churn"] == game.s_churn and rep["sampler"]["sigma_min"] == game.sigma_min
     assert out.with_suffix(".png").exists() and out.with_suffix(".gif").exists()
+    # how to collect the evaluated episodes again, as each file records it (conftest's two collections)
+    assert rep["episodes"] == {"episodes": [
+        "python src/collect.py agent=balanced episodes=3 max_steps=80 level=1-1 out_dir=<dir> seed=2",
+        "python src/collect.py agent=scripted episodes=3 max_steps=80 'level=[1-1,1-2]' out_dir=<dir> seed=1"]}
+    assert "episodes_without_command" not in rep
     play = s["playability"]                               # 20-step open-loop windows, real actions
     assert play["runs"] == 2 and play["steps"] == 20 and set(play["psnr_240x256"]) == {"1", "15"}
     assert 0 <= play["mario_shown"] <= 1 and 0 <= play["alive_at_end"] <= 1 and play["sharpness_ratio"] > 0
