@@ -90,6 +90,16 @@ def test_track_figures_of_the_real_game_a_frozen_and_a_blurred_dream(real_episod
     em = blurred["early_misses"]
     assert em["scored"] >= 10 and em["missing"] == em["scored"] and perfect["early_misses"]["near"] == em["scored"]
 
+    from smbwm.models.world_model import WorldModel           # the shipped tile book: cells the game draws
+    from conftest import ROOT
+    tiles = WorldModel.load(ROOT / "checkpoints")[0].tiles
+    with_tiles = track_figures(Track(real, real, xy), cfg, tiles=tiles)
+    assert with_tiles["game_tiles"] == with_tiles["game_tiles_real"] > 0.95 and with_tiles["game_tiles_hud"] > 0.95
+    blurred_tiles = track_figures(Track(np.concatenate([real[:1], _blur(real[1:])]), real, xy), cfg, tiles=tiles)
+    assert blurred_tiles["game_tiles"] < with_tiles["game_tiles"] - 0.1 and blurred_tiles["game_tiles_real"] == with_tiles["game_tiles_real"]
+    assert summarise([with_tiles, blurred_tiles], cfg)["game_tiles"] == pytest.approx(
+        (with_tiles["game_tiles"] + blurred_tiles["game_tiles"]) / 2)
+
     s = summarise([perfect, frozen], cfg)
     assert s["runs"] == 2 and s["camera_travel_within_tolerance"] == 0.5 and s["alive_at_end"] == 0.5
     one = frame_playability(real)

@@ -147,3 +147,23 @@ def test_the_shipped_book_leaves_real_emulator_frames_nearly_untouched(real_epis
     assert model.tiles.known(cells).mean() > 0.95                                  # the book holds the game
     out, _ = model.tiles.snap(x, 16)                   # the limit the docs suggest (--tile-snap 16)
     assert (out != x).any(1).float().mean() < 0.005
+
+
+def test_game_tile_share_counts_the_games_cells_and_not_streaks_blur_or_garbled_digits(real_episodes):
+    """The playability figure for what a player sees of the background: the shipped book on real emulator
+    frames, the same frames with their bricks smeared into streaks, blurred, and with the HUD garbled."""
+    model, _ = WorldModel.load(ROOT / "checkpoints")
+    frames = real_frames(real_episodes)
+    hud, field = model.tiles.game_tile_share(frames, 32)
+    assert hud.shape == field.shape == (len(frames),)
+    assert hud.mean() > 0.95 and field.mean() > 0.95                      # the game's own frames
+    streaks = frames.copy()
+    streaks[:, 32::2, 3:] = frames[:, 32::2, :-3]                         # every other row dragged 3 px along
+    assert model.tiles.game_tile_share(streaks, 32)[1].mean() < field.mean() - 0.1     # sky stays sky
+    blurred = frames.reshape(len(frames), 60, 4, 64, 4, 3).mean((2, 4)).round().astype(np.uint8)
+    blurred = blurred.repeat(4, 1).repeat(4, 2)                           # blends are no palette colour
+    assert model.tiles.game_tile_share(blurred, 32)[1].mean() < field.mean() - 0.1
+    garbled = frames.copy()
+    garbled[:, 16:32] = garbled[:, 16:32, ::-1]                           # the HUD's two text rows mirrored
+    g_hud, g_field = model.tiles.game_tile_share(garbled, 32)
+    assert g_hud.mean() < hud.mean() - 0.2 and np.array_equal(g_field, field)

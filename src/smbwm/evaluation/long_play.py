@@ -24,7 +24,7 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
     segs = pick_segments(paths, c + cfg.window_steps, cfg.windows, rng, f"{name} long", with_info=True)
     if not segs:
         return {"error": f"no episode has {c + cfg.window_steps} frames"}
-    reference = {"game_input_late": late_input_reference(segs, c, cfg)} if cfg.late_frames else {}
+    reference = {"game_input_late": late_input_reference(segs, c, cfg, roll.model.tiles)} if cfg.late_frames else {}
     if not dream:
         return reference
     runs = []
@@ -34,7 +34,7 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
         for s, d, e in zip(b, dream, dream_ends(roll, len(b))):
             gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
             tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy), e)
-            runs.append(track_figures(tr, cfg, cfg.psnr_steps))
+            runs.append(track_figures(tr, cfg, cfg.psnr_steps, roll.model.tiles))
     return {**summarise(runs, cfg), **reference}
 
 
@@ -81,7 +81,7 @@ def _padded(frames: np.ndarray, length: int) -> np.ndarray:
     return frames if len(frames) >= length else np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
 
 
-def late_input_reference(segs: list[Segment], context: int, cfg: PlayabilityConfig) -> dict:
+def late_input_reference(segs: list[Segment], context: int, cfg: PlayabilityConfig, tiles=None) -> dict:
     """The real game as a nearly perfect dream: each window's episode replayed on the emulator to the
     window's last context frame, then the window's own actions pressed `cfg.late_frames` NES frames late
     (a fraction of a player's reaction time), scored against the recorded game exactly as the dream is.
@@ -103,7 +103,7 @@ def late_input_reference(segs: list[Segment], context: int, cfg: PlayabilityConf
             continue
         gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
         runs.append(track_figures(Track(_padded(frames, cfg.window_steps + 1), s.frames[c - 1:], (gx, gy)), cfg,
-                                  cfg.psnr_steps))
+                                  cfg.psnr_steps, tiles))
     return {**summarise(runs, cfg), "late_frames": cfg.late_frames, "windows_not_replayed": skipped}
 
 
@@ -132,11 +132,11 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
         real, xy = played if played else (s.full_res[-1:], None)
         if played and cfg.late_frames:
             late, _ = play_real_game(level, s.replay_actions, acts, skip, cfg.late_frames, str(p))
-            late_runs.append(track_figures(Track(_padded(late, steps + 1), real, xy), cfg))
+            late_runs.append(track_figures(Track(_padded(late, steps + 1), real, xy), cfg, tiles=roll.model.tiles))
         if d is None:
             continue
         tr = Track(np.concatenate([s.full_res[-1:], d]), real, xy, e)
-        per[p.name] = track_figures(tr, cfg)
+        per[p.name] = track_figures(tr, cfg, tiles=roll.model.tiles)
         runs.append(per[p.name])
         sheet[p.name] = {t: tr.dream[t] for t in moments}
         if first is None:

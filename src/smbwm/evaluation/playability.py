@@ -98,8 +98,9 @@ class Track:
     dream_ends: np.ndarray | None = None   # (T,) bool: the end model says the game is over (None: no end model)
 
 
-def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | None = None) -> dict:
-    """Per-run figures; steps are 1-based (step 1 = the first dreamed frame)."""
+def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | None = None, tiles=None) -> dict:
+    """Per-run figures; steps are 1-based (step 1 = the first dreamed frame). `tiles` (the checkpoint's
+    models.tiles.TileBook, if it has one) adds the share of cells that are the real game's tiles."""
     from smbwm.evaluation.metrics import psnr_per_frame
     d_scroll = estimate_scrolls(tr.dream).astype(np.int64)
     g_scroll = estimate_scrolls(tr.real).astype(np.int64)
@@ -130,6 +131,10 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         out["near_early"] = misses["near"] / misses["scored"] if misses["scored"] else None
         out["early_misses"] = misses
         out["median_distance_px"] = float(np.nanmedian(dist)) if np.isfinite(dist).any() else None
+    if tiles is not None:       # streaks, dither, garbled digits: cells the game never draws
+        hud, field = tiles.game_tile_share(tr.dream[1:], HUD_ROWS)
+        out.update({"game_tiles": float(field.mean()), "game_tiles_hud": float(hud.mean()),
+                    "game_tiles_real": float(tiles.game_tile_share(tr.real[1:], HUD_ROWS)[1].mean())})
     if psnr_steps:
         out["psnr_240x256"] = {str(h): float(psnr_per_frame(tr.dream[h:h + 1], tr.real[h:h + 1])[0])
                                for h in psnr_steps if h <= m}
@@ -187,6 +192,9 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
         "alive_at_end": float(np.mean([r["death_step"] >= r["steps"] for r in runs])),
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
     }
+    for k in ("game_tiles", "game_tiles_hud", "game_tiles_real"):
+        if k in runs[0]:
+            out[k] = float(np.mean([r[k] for r in runs]))
     if "dream_end_step" in runs[0]:
         ended = [r for r in runs if r["dream_end_step"] is not None]
         game_ended = [r for r in runs if r["game_steps"] < r["steps"]]        # the game ended inside the run

@@ -31,6 +31,7 @@ CELL = TILE * TILE
 MEMO_SIZE = 100_000         # remembered nearest entries (cells seen before) before the memory starts over
 MARIO_MARGIN = 4            # px around Mario's 16x16 window that the snap leaves alone
 _PALETTE_RGB = np.array(NES_PALETTE, np.uint8)
+_PALETTE_KEYS = (_PALETTE_RGB[:, 0].astype(np.int64) << 16) | (_PALETTE_RGB[:, 1].astype(np.int64) << 8) | _PALETTE_RGB[:, 2]
 _SPLITMIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
@@ -98,6 +99,20 @@ class TileBook(nn.Module):
         h = cell_hashes(cells)
         pos = np.searchsorted(self._sorted, h).clip(0, len(self._sorted) - 1)
         return self._sorted[pos] == h
+
+    def game_tile_share(self, frames: np.ndarray, hud_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, H, W, 3) uint8 RGB frames -> per frame, the share of the HUD's 8x8 cells (the top
+        `hud_rows`) and of the playfield's that are cells the real game shows often (in the book): the
+        figure for streaks, dither and speckle, which blur cannot hide (a blend of colours is no
+        palette colour, so its cell is never in the book)."""
+        frames = np.asarray(frames)
+        keys = (frames[..., 0].astype(np.int64) << 16) | (frames[..., 1].astype(np.int64) << 8) | frames[..., 2]
+        order = np.argsort(_PALETTE_KEYS)
+        pos = np.searchsorted(_PALETTE_KEYS, keys, sorter=order).clip(0, len(order) - 1)
+        idx = np.where(_PALETTE_KEYS[order[pos]] == keys, order[pos], 255).astype(np.uint8)   # (T, H, W)
+        known = self.known(frame_cells(idx)).reshape(len(frames), frames.shape[1] // TILE, -1)
+        rows = hud_rows // TILE
+        return known[:, :rows].mean((1, 2)), known[:, rows:].mean((1, 2))
 
     def nearest(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 64) -> the nearest book entry's index (N,) and how many of the 64 pixels differ from it (N,).
