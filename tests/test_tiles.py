@@ -134,6 +134,27 @@ def test_the_world_models_step_snaps_only_when_the_sampler_asks(tiles_checkpoint
     assert shown[0] or model.tiles.known(cells).all()
     assert model.tiles.known(cells).mean() >= model.tiles.known(
         frame_cells(palette_index(outs[0].full).numpy().astype(np.uint8))).mean()
+    # hud_snap: the HUD's cells alone; the playfield is the frame as drawn, pixel for pixel
+    hud = model.step(obs, last, act, past, SamplerConfig(num_steps=1, hud_snap=64), generator=torch.Generator().manual_seed(0))
+    assert "tiles" in hud.timings_ms and torch.equal(hud.full[:, :, 32:], outs[0].full[:, :, 32:])
+    assert model.tiles.known(frame_cells(palette_index(hud.full[:, :, :32]).numpy().astype(np.uint8))).all()
+
+
+def test_the_hud_snap_repaints_garbled_digits_and_nothing_below(real_episodes):
+    """The shipped book on a real frame whose HUD digits and bricks got a few wrong pixels: the HUD is the
+    game's again, the playfield keeps every wrong pixel."""
+    model, _ = WorldModel.load(ROOT / "checkpoints")
+    real = real_frames(real_episodes)[3]
+    damaged = real.copy()
+    rng = np.random.default_rng(1)
+    for y, x in zip(rng.integers(16, 32, 40), rng.integers(16, 240, 40)):     # specks on the HUD's text rows
+        damaged[y, x] = NES_PALETTE[rng.integers(len(NES_PALETTE))]
+    damaged[200:208, 8:16] = damaged[200:208, 8:16][::-1].copy()                  # a playfield cell upside down
+    assert not np.array_equal(damaged[:32], real[:32])
+    out, changed = model.tiles.snap(to_model(damaged[None]), 16, rows=32)
+    out = to_uint8(out)[0]
+    assert np.array_equal(out[:32], real[:32]) and np.array_equal(out[32:], damaged[32:])
+    assert 0 < changed[0] < 32 / 240
 
 
 def test_the_shipped_book_leaves_real_emulator_frames_nearly_untouched(real_episodes):

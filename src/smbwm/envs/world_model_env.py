@@ -45,7 +45,8 @@ class WorldModelEnv(gym.Env):
                  max_episode_steps: int = 1000, level: str | None = None, render_mode: str | None = None,
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
                  backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True,
-                 tile_snap: int | None = None, lost_end_steps: int = 60, reuse_deep: int | None = None):
+                 tile_snap: int | None = None, lost_end_steps: int = 60, reuse_deep: int | None = None,
+                 hud_snap: int | None = None):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -63,6 +64,8 @@ class WorldModelEnv(gym.Env):
             raise SamplerError(f"reuse_deep must be 0..{levels} (this denoiser's UNet levels), got {self.sampler.reuse_deep}")
         if tile_snap is not None:               # None: the preset's; it needs the checkpoint's tile book
             self.sampler.tile_snap = int(tile_snap)
+        if hud_snap is not None:
+            self.sampler.hud_snap = int(hud_snap)
         self.backend = apply_backend(self.model, backend, self.device, compile, self.sampler.reuse_deep)
         if self.backend == "openvino":
             self.amp = None     # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike autocast

@@ -31,6 +31,7 @@ class PlayConfig:
     mario_retries: int | None = None   # redraws of a frame without one sharp Mario (None: the preset's)
     reuse_deep: int | None = None      # UNet levels run at every sampler step, the rest reused (None: the preset's, 0: all)
     tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
+    hud_snap: int | None = None        # the HUD's cells alone snapped so (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     lost_end_steps: int = 60           # the dream ends after this many frames in a row without Mario (0: never)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-snap", type=int, dest="tile_snap",
                    help="snap each drawn 8x8 cell that differs from a tile of the real game in at most this many of "
                         "its 64 pixels onto that tile, e.g. 16 (default: the --sampler preset's, 0: frames as drawn)")
+    p.add_argument("--hud-snap", type=int, dest="hud_snap",
+                   help="the same snap for the HUD's cells alone (score, coins, world, time), e.g. 16 (default: the "
+                        "--sampler preset's, 0: the HUD as drawn)")
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
@@ -139,8 +143,9 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--reuse-deep must be >= 0 (0: the whole UNet at every step), got {cfg.reuse_deep}")
     if cfg.mario_retries is not None and cfg.mario_retries < 0:
         raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
-    if cfg.tile_snap is not None and not 0 <= cfg.tile_snap <= 64:
-        raise PlayError(f"--tile-snap must be between 0 and 64 (pixels of an 8x8 cell), got {cfg.tile_snap}")
+    for flag, v in (("--tile-snap", cfg.tile_snap), ("--hud-snap", cfg.hud_snap)):
+        if v is not None and not 0 <= v <= 64:
+            raise PlayError(f"{flag} must be between 0 and 64 (pixels of an 8x8 cell), got {v}")
     if cfg.lost_end_steps < 0:
         raise PlayError(f"--lost-end-steps must be >= 0 (0: never), got {cfg.lost_end_steps}")
     if cfg.headless:

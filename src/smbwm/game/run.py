@@ -140,7 +140,7 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
         **{k: getattr(getattr(session.dream, "sampler", None), k, None)
-           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "prior_fill", "reuse_deep")},
+           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "prior_fill", "reuse_deep")},
         "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
         "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
         "actions": {A.name(b): int(c) for b, c in zip(*np.unique(np.array(log.actions, np.int64), return_counts=True))}

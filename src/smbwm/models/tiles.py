@@ -135,17 +135,23 @@ class TileBook(nn.Module):
         return best, diff
 
     @torch.no_grad()
-    def snap(self, frames: torch.Tensor, max_diff: int, marios: list | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    def snap(self, frames: torch.Tensor, max_diff: int, marios: list | None = None,
+             rows: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
         Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
-        as drawn."""
+        as drawn. `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped."""
         b, _, h, w = frames.shape
         gh, gw = h // TILE, w // TILE
-        idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
-        cells = frame_cells(idx)                                              # (B, N, 64)
+        idx = palette_index(frames[:, :, :rows] if rows else frames).cpu().numpy().astype(np.uint8)   # (B, H', W)
+        cells = frame_cells(idx)                                              # (B, N', 64)
         todo = ~self.known(cells)
-        if marios is None:
+        if rows:                     # the other cells are neither read nor snapped
+            cells = np.concatenate([cells, np.zeros((b, gh * gw - cells.shape[1], CELL), np.uint8)], 1)
+            todo = np.concatenate([todo, np.zeros((b, gh * gw - todo.shape[1]), bool)], 1)
+        if marios is None and not rows:
             marios = mario_centres(_PALETTE_RGB[idx])
+        if marios is None:           # the HUD alone: Mario's colours in the playfield are not read
+            marios = [[] for _ in range(b)]
         cx, cy = np.arange(gw) * TILE, np.arange(gh) * TILE
         reach = MARIO_WINDOW / 2 + MARIO_MARGIN
         for i, found in enumerate(marios):      # cells overlapping a Mario's window (plus margin) stay

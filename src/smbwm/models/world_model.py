@@ -8,6 +8,7 @@ being pressed now) and the 3 past scrolls:
   3. next_full = upsampler(shift(last full frame, k), next_low)
   4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
   5. if the sampler asks for it and the checkpoint has a tile book, cells snapped onto the real game's tiles
+     (the whole frame, or only the HUD's)
   6. if the checkpoint has an end model, P(the game would end the episode with this step)
 The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json (and, optional,
 end_model.safetensors and tiles.safetensors).
@@ -25,7 +26,7 @@ from torch import nn
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
 from smbwm.models.end_model import EndModel, EndModelConfig
 from smbwm.models.mario_sprite import count_marios, mario_centres
-from smbwm.models.motion import apply_scroll
+from smbwm.models.motion import HUD_ROWS, apply_scroll
 from smbwm.models.sampler import SamplerConfig
 from smbwm.models.tiles import TileBook
 from smbwm.models.upsampler import Upsampler, UpsamplerConfig
@@ -105,9 +106,12 @@ class WorldModel(nn.Module):
                                                                   generator, lost_steps)
                 marios = np.array([len(c) for c in centres], np.int64)
                 times["mario_check"] = (time.perf_counter() - t2) * 1e3
-        if sampler.tile_snap > 0 and self.tiles is not None:
+        if (sampler.tile_snap > 0 or sampler.hud_snap > 0) and self.tiles is not None:
             t4 = time.perf_counter()
-            full, _ = self.tiles.snap(full, sampler.tile_snap, centres)
+            if sampler.tile_snap > 0:
+                full, _ = self.tiles.snap(full, sampler.tile_snap, centres)
+            else:
+                full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS)
             times["tiles"] = (time.perf_counter() - t4) * 1e3
         end = None
         if self.end_model is not None:
