@@ -128,16 +128,21 @@ def playability_table(report: dict) -> str:
             for n in [p["game_input_late"]["late_frames"]]]
     rows = [r for row in rows for r in [row] + [x for x in late if x[1] == row[1]]]
     pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
+    tiles = any("game_tiles" in p for _, _, p in rows)        # reports since the game_tiles figure
     lines = ["| run | set | runs | Mario shown | two Marios or more | near the game's Mario, steps 1-15 | camera travel / game's (median) "
              "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
-             "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |", "|---" * 12 + "|"]
+             "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |"
+             + (" the game's 8x8 tiles: playfield / HUD (the game's frames) |" if tiles else ""),
+             "|---" * (12 + tiles) + "|"]
     for what, name, p in rows:
         ps = " / ".join(fmt(v) for v in p.get("psnr_240x256", {}).values()) or "—"
+        cells = (f" {pct(p.get('game_tiles'))} / {pct(p.get('game_tiles_hud'))} ({pct(p.get('game_tiles_real'))}) |"
+                 if tiles else "")
         lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_copies'))} "
                      f"| {pct(p.get('mario_near_early'))} "
                      f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "
                      f"| {pct(p['runs_without_long_stall'])} | {pct(p['alive_at_end'])} ({fmt(p['death_step_median'])}) "
-                     f"| {fmt(p['sharpness_ratio'])} | {ps} |")
+                     f"| {fmt(p['sharpness_ratio'])} | {ps} |{cells}")
     misses = [(what, name, p["early_misses"]) for what, name, p in rows if p.get("early_misses")]
     if misses:
         lines += ["", "How the dream's Mario misses the game's in steps 1-15 (shares of the steps where the game shows him; "
@@ -290,7 +295,9 @@ Play speed (batch 1, full pipeline to 240x256, {sp.get('device')}, {sp.get('thre
 "Mario shown": a sharp Mario on screen (his three palette colours, >= 20 pixels each in a 16x16 window;
 a blurred or ghosted Mario has none of the exact colours). "Near": within 8 px of where the game has him.
 "Stall": the dream's camera still while the game's moves. "Dead": Mario lost for good or the camera
-stalled for good. Sharpness: mean luminance gradient of the playfield against the game's. A row "the
+stalled for good. Sharpness: mean luminance gradient of the playfield against the game's. The game's
+tiles (reports that have them): the share of 8x8 cells that are cells the real game shows often (the
+tile book below), where streaks, dither and garbled digits show; sharpness counts them as detail. A row "the
 game itself, input 1 NES frame late" (reports since `playability.late_frames`): each run replayed on
 the emulator to its start and played with the same buttons pressed 1/60 s late, scored as the dream is.
 

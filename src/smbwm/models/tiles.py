@@ -25,6 +25,7 @@ from torch import nn
 
 from smbwm.models.mario_sprite import MARIO_WINDOW, mario_centres
 from smbwm.models.palette import NES_PALETTE, palette_index, palette_tensor
+from smbwm.utils.device import cpu_has_bf16
 
 TILE = 8
 CELL = TILE * TILE
@@ -79,8 +80,10 @@ class TileBook(nn.Module):
         self._colour_slot = np.full(256, -1, np.int64)
         self._colour_slot[colours] = np.arange(len(colours))
         self._n_colours = len(colours)
-        # (K, 64*C); multiplied as its transposed view, which the CPU's bf16 kernels run fastest
-        self._onehot = torch.as_tensor(self._one_hot(tiles)).to(torch.bfloat16)
+        # (K, 64*C); multiplied as its transposed view, which the CPU's bf16 kernels run fastest. bf16 and
+        # fp32 both hold 0..64 exactly; a CPU without bf16 units emulates bf16 several times slower than fp32
+        self._dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+        self._onehot = torch.as_tensor(self._one_hot(tiles)).to(self._dtype)
         self._memo: dict[int, tuple[int, int]] = {}
         self._tie = torch.log(self.counts.float().cpu()) * 1e-3      # among equally near tiles, the commoner
 
@@ -124,8 +127,8 @@ class TileBook(nn.Module):
         miss = [i for i, h in enumerate(hashes) if h not in self._memo]
         for start in range(0, len(miss), 4096):           # (n, K) scores in bounded pieces
             part = miss[start:start + 4096]
-            # equal pixels = one-hot dot product; bf16 holds 0..64 exactly and runs on the CPU's matrix units
-            same = (torch.as_tensor(self._one_hot(cells[part])).to(torch.bfloat16) @ self._onehot.T).float()  # (n, K)
+            # equal pixels = one-hot dot product (bf16 runs on the CPU's matrix units where it has them)
+            same = (torch.as_tensor(self._one_hot(cells[part])).to(self._dtype) @ self._onehot.T).float()  # (n, K)
             b = (same + self._tie).argmax(1)
             d = CELL - same.gather(1, b[:, None])[:, 0].round().long()
             for i, bi, di in zip(part, b.tolist(), d.tolist()):
