@@ -366,3 +366,19 @@ def test_training_and_data_defaults_are_written_once_in_their_dataclasses():
         for section, default in (("training", TrainerConfig()), ("data", DataConfig())):
             for key, value in (y.get(section) or {}).items():
                 assert key != "_target_" and value != getattr(default, key), f"{f.name}: {section}.{key}"
+
+
+def test_evaluate_lists_the_collect_commands_of_its_episodes_and_counts_files_without(real_episodes, tmp_path):
+    import shutil
+
+    import h5py
+    from evaluate import collect_commands
+    from smbwm.data.episode import list_episodes, read_episode
+    files = list_episodes(real_episodes)
+    for p in files[:2]:
+        shutil.copy(p, tmp_path / p.name)
+    with h5py.File(tmp_path / files[0].name, "a") as f:         # a file from before collect stored its command
+        del f.attrs["collect_command"]
+    commands, unknown = collect_commands({"a": list_episodes(tmp_path), "b": files})
+    assert commands["a"] == [read_episode(files[1], frames=False).attrs["collect_command"]] and unknown == {"a": 1}
+    assert len(commands["b"]) == 2 and all(c.startswith("python src/collect.py ") for c in commands["b"])
