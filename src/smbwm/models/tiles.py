@@ -143,18 +143,17 @@ class TileBook(nn.Module):
         """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
         Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
         as drawn. `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped."""
+        if rows:                     # the HUD alone: its rows snapped as a frame of their own
+            top, changed = self.snap(frames[:, :, :rows].contiguous(), max_diff,
+                                     marios if marios is not None else [[] for _ in range(len(frames))])
+            return torch.cat([top, frames[:, :, rows:]], 2), changed * rows / frames.shape[2]
         b, _, h, w = frames.shape
         gh, gw = h // TILE, w // TILE
-        idx = palette_index(frames[:, :, :rows] if rows else frames).cpu().numpy().astype(np.uint8)   # (B, H', W)
-        cells = frame_cells(idx)                                              # (B, N', 64)
+        idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
+        cells = frame_cells(idx)                                              # (B, N, 64)
         todo = ~self.known(cells)
-        if rows:                     # the other cells are neither read nor snapped
-            cells = np.concatenate([cells, np.zeros((b, gh * gw - cells.shape[1], CELL), np.uint8)], 1)
-            todo = np.concatenate([todo, np.zeros((b, gh * gw - todo.shape[1]), bool)], 1)
-        if marios is None and not rows:
+        if marios is None:
             marios = mario_centres(_PALETTE_RGB[idx])
-        if marios is None:           # the HUD alone: Mario's colours in the playfield are not read
-            marios = [[] for _ in range(b)]
         cx, cy = np.arange(gw) * TILE, np.arange(gh) * TILE
         reach = MARIO_WINDOW / 2 + MARIO_MARGIN
         for i, found in enumerate(marios):      # cells overlapping a Mario's window (plus margin) stay
