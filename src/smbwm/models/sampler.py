@@ -44,7 +44,7 @@ class SamplerConfig:
     tile_snap: int = 0
     # The same snap for the HUD's cells alone (the top rows: score, coins, world, time), within this many
     # pixels: its digits are 8x8 font tiles, and a few wrong pixels a frame garble them within seconds.
-    # The playfield, the camera and Mario are not touched. tile_snap > 0 snaps the whole frame anyway.
+    # The playfield is left as drawn. tile_snap > 0 snaps the whole frame anyway.
     hud_snap: int = 0
     # How the upsampler's full-res prior fills the strip the camera reveals: "" as the denoiser's low-res
     # prior is (the checkpoint's reveal_fill), or "edge" / "tile" (models.motion). "tile" repeats the
