@@ -70,9 +70,14 @@ def _jobs(levels: list[str], seed: int, worker: int, workers: int, episodes: int
 
 def command_line(overrides: list[str]) -> str:
     """The command that collects these episodes again, stored in each file (attr `collect_command`) so
-    that a report on them can say how to remake them: the Hydra overrides, with out_dir as <dir>."""
+    that a report on them can say how to remake them: the Hydra overrides, with out_dir as <dir> and
+    secrets (API keys, as in _public) as <hidden>."""
     import shlex
-    args = ["out_dir=<dir>" if o.split("=", 1)[0].lstrip("+~") == "out_dir" else shlex.quote(o) for o in overrides]
+    args = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        args.append("out_dir=<dir>" if key == "out_dir" else f"{key}=<hidden>" if "key" in key.lower() and "=" in o
+                    else shlex.quote(o))
     return " ".join(["python src/collect.py", *args])
 
 

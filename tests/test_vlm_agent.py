@@ -198,6 +198,7 @@ def test_dead_server_ends_the_episode_truncated_and_saved(tmp_path, capsys):
     assert len(report["errors"]) == 1 and report["errors"][0].startswith(f"agent stopped: VLM server {srv.base_url}")
     assert srv.headers[0]["authorization"] == "Bearer sk-override-123"
     assert "sk-override" not in json.dumps(ep.attrs)
+    assert "agent.api_key=<hidden>" in ep.attrs["collect_command"]               # the command, without the key
     assert capsys.readouterr().err.count("agent stopped") == 1
 
 
