@@ -172,6 +172,10 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     play = s["playability"]                               # 20-step open-loop windows, real actions
     assert play["runs"] == 2 and play["steps"] == 20 and set(play["psnr_240x256"]) == {"1", "15"}
     assert 0 <= play["mario_shown"] <= 1 and 0 <= play["alive_at_end"] <= 1 and play["sharpness_ratio"] > 0
+    windows = play["per_window"]                          # each window's own figures, named by episode and frame
+    assert len(windows) == 2 and all((real_episodes / w["episode"]).exists() and w["start"] >= 0 for w in windows)
+    assert play["mario_shown"] == pytest.approx(np.mean([w["mario_shown"] for w in windows]))
+    _compare_reports_pairs_the_same_windows(rep, tmp_path)
     spawns = rep["playability_spawns"]                    # hands-on input from each spawn, the real game beside
     assert spawns["steps"] == 12 and spawns["all"]["runs"] == len(spawns["per_spawn"]) == 3
     assert all(0 < r["game_steps"] <= 12 and 0 <= r["death_step"] <= 12 for r in spawns["per_spawn"].values())
@@ -196,6 +200,31 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     r = subprocess.run([sys.executable, "scripts/fidelity_curve.py", str(bad), "--out", str(png)],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not an evaluate report" in r.stderr and "Traceback" not in r.stderr
+
+
+def _compare_reports_pairs_the_same_windows(rep: dict, tmp_path: Path):
+    """scripts/compare_reports.py on two copies of a real report, one window changed in each: the paired
+    table counts that window on the right side; a file that is no report is one line."""
+    import copy
+    a, b = copy.deepcopy(rep), copy.deepcopy(rep)
+    for r, dream in ((a, 0), (b, 100)):                   # window 0: the game's camera 100 px, the dream's 0 / 100
+        w = r["sets"]["episodes"]["playability"]["per_window"]
+        w[0].update(game_travel_px=100, dream_travel_same_steps_px=dream)
+        w[1].update(game_travel_px=0)                     # window 1: too little travel to be scored
+    b["sets"]["episodes"]["playability"]["per_window"][1]["mario_shown"] = -1.0   # window 1: worse in b
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    episodes = r.stdout.split("## episodes")[1].split("## ")[0]
+    assert "b against a, the same 2 runs" in episodes
+    assert "| travel within ±20 % | 1 | 0 | 0 | 1.00 |" in episodes            # only window 0 is scored for travel
+    assert "| Mario shown (share of steps) | 0 | 1 | 1 | 1.00 |" in episodes
+    assert "| a sharp Mario on screen (share of steps) |" in episodes and "## spawn minutes" in r.stdout
+    r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), str(ROOT / "README.md")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "README.md: not an evaluate report" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_evaluate_names_a_bad_sampler_setting_in_one_line(tiny_checkpoint, real_episodes, tmp_path):

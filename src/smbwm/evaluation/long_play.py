@@ -34,8 +34,10 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
         for s, d, e in zip(b, dream, dream_ends(roll, len(b))):
             gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
             tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy), e)
-            runs.append(track_figures(tr, cfg, cfg.psnr_steps, roll.model.tiles))
-    return {**summarise(runs, cfg), **reference}
+            where = {"episode": Path(s.source[0]).name, "start": int(s.source[1])} if s.source else {}
+            runs.append({**where, **track_figures(tr, cfg, cfg.psnr_steps, roll.model.tiles)})
+    # each window's own figures too: two reports on the same windows compare window by window
+    return {**summarise(runs, cfg), "per_window": runs, **reference}
 
 
 def dream_ends(roll: Rollout, batch: int) -> list[np.ndarray | None]:

@@ -171,6 +171,18 @@ def _run_ends(mask: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
+def run_outcomes(run: dict, cfg: PlayabilityConfig) -> dict:
+    """Whether one run (track_figures) meets each per-run target: the camera travelled within
+    travel_tolerance of the game's (None where the game's camera moved too little to score), no stall
+    longer than stall_steps, Mario alive at the end. `summarise` counts these; so do paired comparisons
+    of two reports on the same windows (scripts/compare_reports.py)."""
+    scored = run["game_travel_px"] >= cfg.min_travel_px
+    ratio = run["dream_travel_same_steps_px"] / run["game_travel_px"] if scored else None
+    return {"travel_in_band": None if ratio is None else bool(abs(ratio - 1) <= cfg.travel_tolerance),
+            "no_long_stall": bool(run["longest_stall"] <= cfg.stall_steps),
+            "alive_at_end": bool(run["death_step"] >= run["steps"])}
+
+
 def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
     """The set's figures from per-run figures (means over runs, fractions of runs meeting targets)."""
     if not runs:
@@ -178,18 +190,20 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
     travel = [r for r in runs if r["game_travel_px"] >= cfg.min_travel_px]
     ratio = [r["dream_travel_same_steps_px"] / r["game_travel_px"] for r in travel]
     near = [r["near_early"] for r in runs if r.get("near_early") is not None]
+    met = [run_outcomes(r, cfg) for r in runs]
     out = {
         "runs": len(runs), "steps": runs[0]["steps"],
         "mario_shown": float(np.mean([r["mario_shown"] for r in runs])),
         "mario_copies": float(np.mean([r["mario_copies"] for r in runs])),
         "mario_near_early": float(np.mean(near)) if near else None,
         "camera_travel_ratio_median": float(np.median(ratio)) if ratio else None,
-        "camera_travel_within_tolerance": float(np.mean([abs(x - 1) <= cfg.travel_tolerance for x in ratio])) if ratio else None,
+        "camera_travel_within_tolerance": float(np.mean([m["travel_in_band"] for m in met if m["travel_in_band"] is not None]))
+        if ratio else None,
         "runs_scored_for_travel": len(travel),
         "longest_stall_median": float(np.median([r["longest_stall"] for r in runs])),
-        "runs_without_long_stall": float(np.mean([r["longest_stall"] <= cfg.stall_steps for r in runs])),
+        "runs_without_long_stall": float(np.mean([m["no_long_stall"] for m in met])),
         "death_step_median": float(np.median([r["death_step"] for r in runs])),
-        "alive_at_end": float(np.mean([r["death_step"] >= r["steps"] for r in runs])),
+        "alive_at_end": float(np.mean([m["alive_at_end"] for m in met])),
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
     }
     for k in ("game_tiles", "game_tiles_hud", "game_tiles_real"):
