@@ -167,6 +167,7 @@ def run(cfg: DictConfig) -> dict:
     from smbwm.utils.paths import SPAWNS
     from smbwm.evaluation.fidelity import Rollout, evaluate_split, measure_speed, pick_segments
     from smbwm.evaluation.long_play import spawn_playability, window_playability
+    from smbwm.evaluation.resume import FinishedSections, run_key
     from smbwm.models.world_model import WorldModel
     from smbwm.utils.checkpoint import CheckpointError
     from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
@@ -197,36 +198,57 @@ def run(cfg: DictConfig) -> dict:
     sets = episode_sets(cfg)
     check_horizons(ecfg, model.context, sets)
     out = Path(cfg.out) if cfg.out else ckpt / "report.json"
-    t0 = time.time()
+    settings = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("out", "gif", "wandb", "resume")}
+    store = FinishedSections(out.with_name(out.stem + ".partial"), run_key(settings, ckpt, sets), cfg.resume)
+    if store.done:
+        print(f"evaluate: continuing the run in {store.folder}; finished before: {', '.join(store.done)}", file=sys.stderr)
+    seconds = []
+
+    def section(name: str, make):
+        """A section's (figures, pictures): kept from the run that died, or made now and kept."""
+        kept = store.get(name)
+        if kept is not None:
+            seconds.append(kept[2])
+            return kept[0], kept[1]
+        t = time.time()
+        figures, pics = make()
+        seconds.append(time.time() - t)
+        store.put(name, figures, pics, seconds[-1])
+        return figures, pics
+
     report = {"checkpoint": str(ckpt), "training_step": meta.get("step"), "training_frames": meta.get("frames"),
               "sampler": {k: None if v == float("inf") else v for k, v in dataclasses.asdict(sampler).items()},  # JSON has no inf
               "sets": {}}
     pics_first = None
     dream = not cfg.reference_only
     for name, paths in sets.items():
-        rep, pics = evaluate_split(model, sampler, device, amp, paths, ecfg, name) \
+        rep, pics = section(f"{name}/fidelity", lambda: evaluate_split(model, sampler, device, amp, paths, ecfg, name)) \
             if ecfg.next_frame_samples > 0 and dream else ({}, {})
         if pcfg.windows > 0:
-            roll = Rollout(model, sampler, device, amp, ecfg.seed)
-            rep["playability"] = window_playability(roll, paths, pcfg, np.random.default_rng(ecfg.seed), name,
-                                                    ecfg.batch_size, dream)
+            def windows():
+                roll = Rollout(model, sampler, device, amp, ecfg.seed)
+                return window_playability(roll, paths, pcfg, np.random.default_rng(ecfg.seed), name,
+                                          ecfg.batch_size, dream), None
+            rep["playability"] = section(f"{name}/playability", windows)[0]
         report["sets"][name] = rep
         pics_first = pics_first or pics or None
     minute = None
     spawns = list_spawns(cfg.spawn_dir or SPAWNS) if pcfg.spawn_steps > 0 else []
     if spawns:
-        roll = Rollout(model, sampler, device, amp, ecfg.seed)
-        report["playability_spawns"], minute = spawn_playability(roll, spawns, pcfg, dream)
+        report["playability_spawns"], minute = section("spawns", lambda: spawn_playability(
+            Rollout(model, sampler, device, amp, ecfg.seed), spawns, pcfg, dream))
+    t = time.time()
     seg = pick_segments(next(iter(sets.values())), model.context + ecfg.speed_steps, 1,
                         np.random.default_rng(ecfg.seed), "speed") if dream else []
     if seg:
         report["speed"] = measure_speed(model, sampler, device, seg[0], ecfg.speed_steps, ecfg.speed_backend)
-    report["eval_seconds"] = round(time.time() - t0, 1)
+    report["eval_seconds"] = round(sum(seconds) + time.time() - t, 1)     # a continued run: both runs' sections
     report["episodes"], unknown = collect_commands(sets)
     if unknown:
         report["episodes_without_command"] = unknown
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
+    store.remove()
     files = pictures(pics_first, out, cfg.gif) if pics_first else []
     if minute and cfg.gif and pcfg.minute_gif:
         files.append(minute_gif(minute, out.with_name(out.stem + "_minute.gif")))

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from smbwm.data.episode import EpisodeError, bad_files_message, read_episode
+from smbwm.utils.paths import file_stamp
 
 FACTOR = 4
 CACHE_DIRNAME = ".lowres_60x64"
@@ -50,11 +51,6 @@ def cache_dir(data_dir: str | os.PathLike, cache_root: str | os.PathLike | None 
     return Path(cache_root) / f"{d.name}-{hashlib.sha1(str(d).encode()).hexdigest()[:10]}{CACHE_DIRNAME}"
 
 
-def _stamp(path: Path) -> dict:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 def cache_path(episode_path: Path, data_dir: str | os.PathLike, cache_root: str | os.PathLike | None = None) -> Path:
     rel = Path(episode_path).resolve().relative_to(Path(data_dir).resolve())
     return cache_dir(data_dir, cache_root) / rel.with_suffix(".npy")
@@ -63,7 +59,7 @@ def cache_path(episode_path: Path, data_dir: str | os.PathLike, cache_root: str 
 def _cached(out: Path, meta: Path, episode_path: Path) -> np.ndarray | None:
     """The cached low-res frames if the entry is fresh and whole (frames and scrolls agree), else None."""
     try:
-        if json.loads(meta.read_text()) != _stamp(episode_path):
+        if json.loads(meta.read_text()) != file_stamp(episode_path):
             return None
         low = np.load(out, mmap_mode="r", allow_pickle=False)
         scroll = np.load(out.with_suffix(".scroll.npy"), mmap_mode="r", allow_pickle=False)
@@ -95,7 +91,7 @@ def load_lowres(episode_path: str | os.PathLike, data_dir: str | os.PathLike, bu
             tmp = dst.with_name(dst.name + ".tmp.npy")
             np.save(tmp, arr)
             os.replace(tmp, dst)
-        meta.write_text(json.dumps(_stamp(episode_path)))
+        meta.write_text(json.dumps(file_stamp(episode_path)))
     except OSError as e:
         raise CacheError(f"cannot write the low-res cache in {cache_dir(data_dir, cache_root)} ({e.strerror or e}): "
                          "give it a writable place with data.cache_dir=<dir> (python src/dataset.py cache --cache-dir <dir>)") from None

@@ -22,6 +22,12 @@ def from_repo(path: str | Path) -> Path:
     return p if p.is_absolute() or p.exists() else REPO_ROOT / p
 
 
+def file_stamp(path: str | Path) -> dict:
+    """Size and modification time of a file: what says a cached result made from it is still its own."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def cache_dir() -> Path:
     """Where derived files are cached between runs (OpenVINO's converted models): $SMBWM_CACHE, else
     ~/.cache/smbwm. Anything in it can be deleted; it is rebuilt on demand."""
