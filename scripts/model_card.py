@@ -8,9 +8,11 @@ the card and the report agree), so the card can only say what `python src/evalua
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
+from smbwm.models.sampler import SamplerConfig
 from smbwm.utils.paths import CHECKPOINTS, DEFAULT_SAMPLER
 
 
@@ -167,6 +169,10 @@ def reference_section(ck: Path) -> str:
     eps = " / ".join(str(s.get("playability", {}).get("runs", "—")) for s in ref.get("sets", {}).values())
     n = next(s["playability"]["game_input_late"]["late_frames"] for s in ref["sets"].values()
              if "game_input_late" in s.get("playability", {}))
+    main = json.loads((ck / "report.json").read_text()).get("sampler", {}) if (ck / "report.json").exists() else {}
+    own, off = ref.get("sampler", {}), dataclasses.asdict(SamplerConfig())   # a setting newer than a report was off in it
+    diff = [f"`{k}={own[k]}` (report.json: {main.get(k, off.get(k))})" for k in own if main and own[k] != main.get(k, off.get(k))]
+    sampler = f" The dream's sampler differs from report.json's in {', '.join(diff)}." if diff else ""
     return f"""
 ### The dream beside the game itself, input a NES frame late (report_reference.json)
 
@@ -175,7 +181,7 @@ collector's workers split the steps anew, so these are other episodes and other 
 {eps} windows per set), with the game's own reference row under each of the dream's: each run replayed
 on the emulator to its start and played with the same buttons pressed {n} NES frame{'s' * (n != 1)} late, scored
 exactly as the dream is. It is how far a run that starts that little off drifts from the recording in
-10 s of open-loop play: what these figures can ask of any dream that is not the game itself.
+10 s of open-loop play: what these figures can ask of any dream that is not the game itself.{sampler}
 
 {table}
 """
