@@ -10,7 +10,9 @@ points per window, and the interval says how little one evaluation settles. Wher
 the same windows (the same episodes, seed and window count: evaluate's `per_window` records each window's
 episode and first frame; the spawn minutes are paired by spawn), a paired table for each report
 against the first: in how many runs it did better, worse or the same, and the two-sided sign test's p
-over the runs that differ.
+over the runs that differ. `--game` adds the game's own late-input reference (evaluate's
+`game_input_late`) as a last column, paired too: does the dream miss where the game itself, its input
+a NES frame late, misses as well?
 """
 from __future__ import annotations
 
@@ -50,22 +52,26 @@ class ReportError(ValueError):
     pass
 
 
-def load_parts(path: Path) -> dict[str, tuple[dict, dict | None]]:
-    """{part name: (summary, {run key: run figures} or None)} of one report: each window set and the spawns."""
+def load_parts(path: Path, game: bool = False) -> dict[str, tuple[dict, dict | None]]:
+    """{part name: (summary, {run key: run figures} or None)} of one report: each window set and the spawns;
+    game=True: of the game's own late-input reference in it instead ({} if it has none)."""
     try:
         rep = json.loads(Path(path).read_text())
         parts = {}
         for name, s in rep["sets"].items():
-            p = s.get("playability")
-            if p and "mario_shown" in p:
+            p = s.get("playability") or {}
+            p = p.get("game_input_late") or {} if game else p
+            if "mario_shown" in p:
                 runs = p.get("per_window")
                 parts[name] = (p, {(r.get("episode", i), r.get("start", i)): r for i, r in enumerate(runs)} if runs else None)
         spawns = rep.get("playability_spawns") or {}
-        if "all" in spawns:
+        if game and "game_input_late" in spawns:
+            parts["spawn minutes"] = (spawns["game_input_late"], spawns["game_input_late"].get("per_spawn"))
+        elif not game and "all" in spawns:
             parts["spawn minutes"] = (spawns["all"], spawns.get("per_spawn"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ReportError(f"{path}: not an evaluate report ({type(e).__name__}: {e})") from None
-    if not parts:
+    if not parts and not game:
         raise ReportError(f"{path}: an evaluate report without playability figures (run evaluate with playability on)")
     return parts
 
@@ -115,7 +121,7 @@ def figures_table(names: list[str], summaries: list[dict]) -> str:
 
 def paired_table(base: dict, other: dict, cfg: PlayabilityConfig) -> str:
     """Runs of `other` against the same runs of `base`: better / worse / same, sign test over the differing."""
-    rows = ["| per run | better | worse | same | sign test p |", "|---|---:|---:|---:|---:|"]
+    rows = ["| per run | better | worse | same (targets: both met / neither) | sign test p |", "|---|---:|---:|---:|---:|"]
     for label, value in PAIRED:
         pairs = [(value(base[k], cfg), value(other[k], cfg)) for k in base]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
@@ -123,16 +129,27 @@ def paired_table(base: dict, other: dict, cfg: PlayabilityConfig) -> str:
             continue
         better = sum(b > a for a, b in pairs)
         worse = sum(b < a for a, b in pairs)
-        rows.append(f"| {label} | {better} | {worse} | {len(pairs) - better - worse} | {sign_test(better, worse):.2f} |")
+        same = f"{len(pairs) - better - worse}"
+        if all(isinstance(a, bool) for a, _ in pairs):        # a target met or not: which way they agree
+            same += f" ({sum(a and b for a, b in pairs)} / {sum(not a and not b for a, b in pairs)})"
+        rows.append(f"| {label} | {better} | {worse} | {same} | {sign_test(better, worse):.2f} |")
     return "\n".join(rows)
 
 
-def compare(paths: list[Path], cfg: PlayabilityConfig | None = None) -> str:
+def compare(paths: list[Path], game: bool = False, cfg: PlayabilityConfig | None = None) -> str:
+    """The tables; game=True adds the game's own late-input reference (of the first report that has one)
+    as the last column, paired against the first report like the others."""
     cfg = cfg or PlayabilityConfig()
     reports = [load_parts(p) for p in paths]
     names = [Path(p).stem for p in paths]
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
+    if game:
+        found = [(n, parts) for n, parts in ((n, load_parts(p, game=True)) for n, p in zip(names, paths)) if parts]
+        if not found:
+            raise ReportError("--game: none of the reports has the game's late-input reference (playability.late_frames)")
+        names.append(f"the game, input late ({found[0][0]})")
+        reports.append(found[0][1])
     out = []
     for part in dict.fromkeys(k for r in reports for k in r):
         have = [(n, r[part]) for n, r in zip(names, reports) if part in r]
@@ -153,9 +170,11 @@ def compare(paths: list[Path], cfg: PlayabilityConfig | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("reports", nargs="+", type=Path, help="evaluate reports (JSON); the first is the base of the paired tables")
+    ap.add_argument("--game", action="store_true",
+                    help="add the game's own reference (its input a NES frame late) as a last column, paired too")
     args = ap.parse_args(argv)
     try:
-        print(compare(args.reports))
+        print(compare(args.reports, args.game))
     except ReportError as e:
         print(f"compare_reports: {e}", file=sys.stderr)
         return 2

@@ -184,6 +184,8 @@ def test_evaluate_writes_its_report(tiny_checkpoint, real_episodes, tiny_spawns,
     ref, ref_spawns = play["game_input_late"], spawns["game_input_late"]
     assert ref["late_frames"] == ref_spawns["late_frames"] == 1 and ref["windows_not_replayed"] == 0
     assert ref["runs"] == 2 and ref_spawns["runs"] == 3 and 0 <= ref["mario_shown"] <= 1
+    assert [(w["episode"], w["start"]) for w in ref["per_window"]] == [(w["episode"], w["start"]) for w in windows]
+    assert set(ref_spawns["per_spawn"]) == set(spawns["per_spawn"])
     from PIL import Image
     sheet = Image.open(out.with_name("report_spawns.png"))  # a row per spawn; the 12-step minute has one moment
     assert sheet.size == (256 + 4, 3 * (240 + 12))
@@ -219,9 +221,13 @@ def _compare_reports_pairs_the_same_windows(rep: dict, tmp_path: Path):
     assert r.returncode == 0, r.stderr[-2000:]
     episodes = r.stdout.split("## episodes")[1].split("## ")[0]
     assert "b against a, the same 2 runs" in episodes
-    assert "| travel within ±20 % | 1 | 0 | 0 | 1.00 |" in episodes            # only window 0 is scored for travel
+    assert "| travel within ±20 % | 1 | 0 | 0 (0 / 0) | 1.00 |" in episodes    # only window 0 is scored for travel
     assert "| Mario shown (share of steps) | 0 | 1 | 1 | 1.00 |" in episodes
     assert "| a sharp Mario on screen (share of steps) |" in episodes and "## spawn minutes" in r.stdout
+    r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), "--game"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]                # the game itself, a NES frame late, on the same runs
+    assert r.stdout.count("the game, input late (a) against a, the same") == 2     # the windows and the spawn minutes
     r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), str(ROOT / "README.md")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "README.md: not an evaluate report" in r.stderr and "Traceback" not in r.stderr

@@ -34,10 +34,14 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
         for s, d, e in zip(b, dream, dream_ends(roll, len(b))):
             gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
             tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy), e)
-            where = {"episode": Path(s.source[0]).name, "start": int(s.source[1])} if s.source else {}
-            runs.append({**where, **track_figures(tr, cfg, cfg.psnr_steps, roll.model.tiles)})
+            runs.append({**window_id(s), **track_figures(tr, cfg, cfg.psnr_steps, roll.model.tiles)})
     # each window's own figures too: two reports on the same windows compare window by window
     return {**summarise(runs, cfg), "per_window": runs, **reference}
+
+
+def window_id(seg: Segment) -> dict:
+    """Which window a run is: its episode file and the frame it starts from (pairs runs of two reports)."""
+    return {"episode": Path(seg.source[0]).name, "start": int(seg.source[1])} if seg.source else {}
 
 
 def dream_ends(roll: Rollout, batch: int) -> list[np.ndarray | None]:
@@ -104,9 +108,9 @@ def late_input_reference(segs: list[Segment], context: int, cfg: PlayabilityConf
             skipped += 1
             continue
         gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
-        runs.append(track_figures(Track(_padded(frames, cfg.window_steps + 1), s.frames[c - 1:], (gx, gy)), cfg,
-                                  cfg.psnr_steps, tiles))
-    return {**summarise(runs, cfg), "late_frames": cfg.late_frames, "windows_not_replayed": skipped}
+        runs.append({**window_id(s), **track_figures(Track(_padded(frames, cfg.window_steps + 1), s.frames[c - 1:],
+                                                             (gx, gy)), cfg, cfg.psnr_steps, tiles)})
+    return {**summarise(runs, cfg), "per_window": runs, "late_frames": cfg.late_frames, "windows_not_replayed": skipped}
 
 
 SHEET_SECONDS = (1, 5, 20, 60)          # the moments of each spawn's minute in the contact sheet
@@ -126,7 +130,7 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
         segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res)) for s in spawns]
         dreams = roll.run(segs, steps)[0]                                          # (S, steps, 240, 256, 3)
         ends = dream_ends(roll, len(spawns))
-    per, runs, late_runs, first, sheet = {}, [], [], None, {}
+    per, runs, late_runs, late_per, first, sheet = {}, [], [], {}, None, {}
     moments = sorted({min(15 * sec, steps) for sec in SHEET_SECONDS})
     for s, p, d, e in zip(spawns, spawn_paths, dreams, ends):
         level, skip = s.meta.get("level"), int(s.meta.get("frame_skip", 4))
@@ -134,7 +138,8 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
         real, xy = played if played else (s.full_res[-1:], None)
         if played and cfg.late_frames:
             late, _ = play_real_game(level, s.replay_actions, acts, skip, cfg.late_frames, str(p))
-            late_runs.append(track_figures(Track(_padded(late, steps + 1), real, xy), cfg, tiles=roll.model.tiles))
+            late_per[p.name] = track_figures(Track(_padded(late, steps + 1), real, xy), cfg, tiles=roll.model.tiles)
+            late_runs.append(late_per[p.name])
         if d is None:
             continue
         tr = Track(np.concatenate([s.full_res[-1:], d]), real, xy, e)
@@ -147,5 +152,5 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
     if runs:
         out.update({"all": summarise(runs, cfg), "per_spawn": per})
     if late_runs:
-        out["game_input_late"] = {**summarise(late_runs, cfg), "late_frames": cfg.late_frames}
+        out["game_input_late"] = {**summarise(late_runs, cfg), "per_spawn": late_per, "late_frames": cfg.late_frames}
     return out, ({**first, "sheet": sheet} if first else None)
