@@ -71,8 +71,6 @@ def load_parts(path: Path, game: bool = False) -> dict[str, tuple[dict, dict | N
             parts["spawn minutes"] = (spawns["all"], spawns.get("per_spawn"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ReportError(f"{path}: not an evaluate report ({type(e).__name__}: {e})") from None
-    if not parts and not game:
-        raise ReportError(f"{path}: an evaluate report without playability figures (run evaluate with playability on)")
     return parts
 
 
@@ -140,16 +138,23 @@ def compare(paths: list[Path], game: bool = False, cfg: PlayabilityConfig | None
     """The tables; game=True adds the game's own late-input reference (of the first report that has one)
     as the last column, paired against the first report like the others."""
     cfg = cfg or PlayabilityConfig()
-    reports = [load_parts(p) for p in paths]
     names = [Path(p).stem for p in paths]
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
+    loaded = [(n, p, load_parts(p)) for n, p in zip(names, paths)]
+    for n, p, parts in loaded:             # a reference_only=true report serves only as the game's column
+        if not parts and not (game and load_parts(p, game=True)):
+            raise ReportError(f"{p}: an evaluate report without playability figures (run evaluate with playability on)")
+    names, reports = [n for n, _, parts in loaded if parts], [parts for _, _, parts in loaded if parts]
     if game:
-        found = [(n, parts) for n, parts in ((n, load_parts(p, game=True)) for n, p in zip(names, paths)) if parts]
+        found = [(n, parts) for n, parts in ((n, load_parts(p, game=True)) for n, p, _ in loaded) if parts]
         if not found:
             raise ReportError("--game: none of the reports has the game's late-input reference (playability.late_frames)")
+        found.sort(key=lambda f: not any(runs for _, runs in f[1].values()))    # one with its runs first: it pairs
         names.append(f"the game, input late ({found[0][0]})")
         reports.append(found[0][1])
+    if not reports:
+        raise ReportError("no report with the dream's playability figures")
     out = []
     for part in dict.fromkeys(k for r in reports for k in r):
         have = [(n, r[part]) for n, r in zip(names, reports) if part in r]

@@ -255,6 +255,11 @@ def test_evaluate_plays_the_games_own_reference_alone(tiny_checkpoint, real_epis
     assert set(play) == {"game_input_late"} and play["game_input_late"]["runs"] == 2
     assert spawns["game_input_late"]["runs"] == 3 and "all" not in spawns and "speed" not in rep
     assert not out.with_name("report_minute.gif").exists()
+    compare = [sys.executable, "scripts/compare_reports.py", str(out)]   # such a report is only the game's column
+    r = subprocess.run(compare, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "without playability figures" in r.stderr
+    r = subprocess.run(compare + ["--game"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "| figure | the game, input late (reference) |" in r.stdout, r.stderr
     r = subprocess.run(args + [f"out={tmp_path / 'r.json'}", "playability.late_frames=0"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "playability.late_frames" in r.stderr and "Traceback" not in r.stderr
