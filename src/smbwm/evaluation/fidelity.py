@@ -73,10 +73,12 @@ class Rollout:
         self.gen = torch.Generator(device).manual_seed(seed)
         self.end_probs: np.ndarray | None = None   # (B, steps) of the last run: P(the game ends here), if an end model
 
-    def run(self, segs: list[Segment], steps: int, real_scroll: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    def run(self, segs: list[Segment], steps: int, real_scroll: bool = False,
+            progress: str | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """Context = the first `c` frames of each segment; returns dream (B, steps, 240,256,3) and
         (B, steps, 60,64,3) uint8 and the per-step timings. real_scroll: the camera follows the real
-        game (its image-estimated scrolls) instead of the scroll head."""
+        game (its image-estimated scrolls) instead of the scroll head. progress: a bar over the steps
+        with this label (long runs: a minute from every spawn takes most of an hour on some CPUs)."""
         c, dev = self.model.context, self.device
         full = np.stack([s.frames for s in segs])                            # (B, L, H, W, 3)
         acts = np.stack([s.actions for s in segs])
@@ -85,7 +87,7 @@ class Rollout:
         past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
         lost = count_lost_steps(np.zeros(len(segs), np.int64), count_marios(full[:, c - 1]))
         outs_full, outs_low, times, ends = [], [], [], []
-        for t in range(steps):
+        for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
@@ -110,7 +112,7 @@ class Rollout:
         acts = np.stack([s.actions for s in segs])
         past = torch.as_tensor(np.stack([s.scrolls for s in segs]), dtype=torch.long, device=dev)
         out = []
-        for t in range(steps):
+        for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)
             with autocast(dev, self.amp):
                 out.append(self.model.denoiser.predict_scroll(low[:, t:t + c], a, past[:, t:t + c - 1]).cpu().numpy())

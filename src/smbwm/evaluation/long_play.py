@@ -30,7 +30,7 @@ def window_playability(roll: Rollout, paths: list[Path], cfg: PlayabilityConfig,
     runs = []
     for i in tqdm(range(0, len(segs), batch_size), desc=f"playability {name}", leave=False):
         b = segs[i:i + batch_size]
-        dream, _, _ = roll.run(b, cfg.window_steps)
+        dream, _, _ = roll.run(b, cfg.window_steps, progress=f"{name} windows {i + 1}-{i + len(b)}, steps")
         for s, d, e in zip(b, dream, dream_ends(roll, len(b))):
             gx, gy = game_mario_position(*(v[c - 1:] for v in s.info))
             tr = Track(np.concatenate([s.frames[c - 1:c], d]), s.frames[c - 1:], (gx, gy), e)
@@ -128,7 +128,7 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
     dreams, ends = [None] * len(spawns), [None] * len(spawns)
     if dream:
         segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res)) for s in spawns]
-        dreams = roll.run(segs, steps)[0]                                          # (S, steps, 240, 256, 3)
+        dreams = roll.run(segs, steps, progress="spawn minutes, steps")[0]        # (S, steps, 240, 256, 3)
         ends = dream_ends(roll, len(spawns))
     per, runs, late_runs, late_per, first, sheet = {}, [], [], {}, None, {}
     moments = sorted({min(15 * sec, steps) for sec in SHEET_SECONDS})
