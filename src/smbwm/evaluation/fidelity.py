@@ -112,7 +112,7 @@ class Rollout:
         acts = np.stack([s.actions for s in segs])
         past = torch.as_tensor(np.stack([s.scrolls for s in segs]), dtype=torch.long, device=dev)
         out = []
-        for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
+        for t in range(steps):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)
             with autocast(dev, self.amp):
                 out.append(self.model.denoiser.predict_scroll(low[:, t:t + c], a, past[:, t:t + c - 1]).cpu().numpy())
