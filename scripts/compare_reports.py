@@ -62,8 +62,7 @@ def load_parts(path: Path, game: bool = False) -> dict[str, tuple[dict, dict | N
             p = s.get("playability") or {}
             p = p.get("game_input_late") or {} if game else p
             if "mario_shown" in p:
-                runs = p.get("per_window")
-                parts[name] = (p, {(r.get("episode", i), r.get("start", i)): r for i, r in enumerate(runs)} if runs else None)
+                parts[name] = (p, window_keys(p["per_window"]) if p.get("per_window") else None)
         spawns = rep.get("playability_spawns") or {}
         if game and "game_input_late" in spawns:
             parts["spawn minutes"] = (spawns["game_input_late"], spawns["game_input_late"].get("per_spawn"))
@@ -72,6 +71,16 @@ def load_parts(path: Path, game: bool = False) -> dict[str, tuple[dict, dict | N
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ReportError(f"{path}: not an evaluate report ({type(e).__name__}: {e})") from None
     return parts
+
+
+def window_keys(runs: list[dict]) -> dict:
+    """{(episode, first frame, n-th such window): run}: two windows of a set may start at the same frame."""
+    out, seen = {}, {}
+    for i, r in enumerate(runs):
+        where = (r.get("episode", i), r.get("start", i))
+        seen[where] = seen.get(where, -1) + 1
+        out[(*where, seen[where])] = r
+    return out
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

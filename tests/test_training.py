@@ -214,20 +214,23 @@ def _compare_reports_pairs_the_same_windows(rep: dict, tmp_path: Path):
         w[0].update(game_travel_px=100, dream_travel_same_steps_px=dream)
         w[1].update(game_travel_px=0)                     # window 1: too little travel to be scored
     b["sets"]["episodes"]["playability"]["per_window"][1]["mario_shown"] = -1.0   # window 1: worse in b
+    for r in (a, b):                                      # a set may pick the same window twice: both count
+        r["sets"]["episodes"]["playability"]["per_window"].append(dict(r["sets"]["episodes"]["playability"]["per_window"][1]))
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(b))
     r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), str(tmp_path / "b.json")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     episodes = r.stdout.split("## episodes")[1].split("## ")[0]
-    assert "b against a, the same 2 runs" in episodes
+    assert "b against a, the same 3 runs" in episodes
     assert "| travel within ±20 % | 1 | 0 | 0 (0 / 0) | 1.00 |" in episodes    # only window 0 is scored for travel
-    assert "| Mario shown (share of steps) | 0 | 1 | 1 | 1.00 |" in episodes
+    assert "| Mario shown (share of steps) | 0 | 2 | 1 | 0.50 |" in episodes
     assert "| a sharp Mario on screen (share of steps) |" in episodes and "## spawn minutes" in r.stdout
-    r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), "--game"],
+    (tmp_path / "rep.json").write_text(json.dumps(rep))
+    r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "rep.json"), "--game"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]                # the game itself, a NES frame late, on the same runs
-    assert r.stdout.count("the game, input late (a) against a, the same") == 2     # the windows and the spawn minutes
+    assert r.stdout.count("the game, input late (rep) against rep, the same") == 2     # the windows and the spawn minutes
     r = subprocess.run([sys.executable, "scripts/compare_reports.py", str(tmp_path / "a.json"), str(ROOT / "README.md")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "README.md: not an evaluate report" in r.stderr and "Traceback" not in r.stderr
