@@ -150,13 +150,13 @@ def compare(paths: list[Path], game: bool = False, cfg: PlayabilityConfig | None
     names = [Path(p).stem for p in paths]
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
-    loaded = [(n, p, load_parts(p)) for n, p in zip(names, paths)]
-    for n, p, parts in loaded:             # a reference_only=true report serves only as the game's column
-        if not parts and not (game and load_parts(p, game=True)):
+    loaded = [(n, p, load_parts(p), load_parts(p, game=True) if game else {}) for n, p in zip(names, paths)]
+    for n, p, parts, of_game in loaded:    # a reference_only=true report serves only as the game's column
+        if not parts and not of_game:
             raise ReportError(f"{p}: an evaluate report without playability figures (run evaluate with playability on)")
-    names, reports = [n for n, _, parts in loaded if parts], [parts for _, _, parts in loaded if parts]
+    names, reports = [n for n, _, parts, _ in loaded if parts], [parts for _, _, parts, _ in loaded if parts]
     if game:
-        found = [(n, parts) for n, parts in ((n, load_parts(p, game=True)) for n, p, _ in loaded) if parts]
+        found = [(n, of_game) for n, _, _, of_game in loaded if of_game]
         if not found:
             raise ReportError("--game: none of the reports has the game's late-input reference (playability.late_frames)")
         found.sort(key=lambda f: not any(runs for _, runs in f[1].values()))    # one with its runs first: it pairs
