@@ -21,7 +21,6 @@ import torch
 
 from smbwm import actions as A
 from smbwm.envs.world_model_env import WorldModelEnv
-from smbwm.utils.device import cpu_has_bf16
 
 
 def run_once(env: WorldModelEnv, steps: int, seed: int) -> tuple[float, dict]:
@@ -58,8 +57,7 @@ def main() -> None:
             rows = [run_once(env, a.steps, s) for s in range(a.runs)]
             fps = statistics.median(r[0] for r in rows)
             ms = {k: statistics.median(r[1][k] for r in rows) for k in rows[0][1]}
-            name = f"{backend}, " + ("bf16 inside" if backend == "openvino" and cpu_has_bf16() else precision) \
-                + (", compiled" if compiled else "")
+            name = f"{backend}, {env.precision}" + (", compiled" if compiled else "")
             print(f"| {name} | {n} | {fps:.1f} | {ms['denoiser']:.1f} | {ms['upsampler']:.1f} | {ms['total']:.1f} |",
                   flush=True)
 

@@ -19,7 +19,7 @@ from smbwm import actions as A  # noqa: E402
 from smbwm.data.episode import list_episodes, read_episode  # noqa: E402
 from smbwm.data.spawn import list_spawns, load_spawn  # noqa: E402
 from smbwm.game.config import PlayError, parse_args  # noqa: E402
-from smbwm.game.run import read_action_file  # noqa: E402
+from smbwm.game.run import read_action_file, speed_note  # noqa: E402
 from smbwm.models.sampler import load_sampler  # noqa: E402
 
 RIGHT, LEFT, RUN_JUMP_RIGHT = 0x80, 0x40, 0x83
@@ -187,6 +187,26 @@ def test_dream_headless_frames_and_actions_matter(tiny, spawn_dir, tmp_path):
         assert stats["fps"] > 0 and stats["settings"]["mode"] == "dream" and stats["settings"]["sampler"] == "fast"
         assert stats["mario_retries"] == 0                                    # the preset's: `fast` has no check
     assert not np.array_equal(outs["right"], outs["left"])
+
+
+def test_a_dream_below_game_speed_says_why_in_one_line(tiny, spawn_dir, tmp_path, capsys):
+    from smbwm.utils.device import cpu_has_bf16
+    out = tmp_path / "slow"
+    assert play(*tiny, "--spawn", spawn_dir, "--headless", "--frames", 4, "--actions", "random", "--out", out,
+                "--backend", "torch", "--fps", 100000) == 0           # no CPU plays 100,000 steps/s
+    stats = json.loads((out / "play_stats.json").read_text())
+    assert stats["backend"] == "torch" and stats["precision"] == "fp32" and stats["device"] == "cpu"
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("the dream ran at")]
+    assert len(notes) == 1 and "of 100000 steps/s" in notes[0] and "fp32 (torch, 1 thread)" in notes[0]
+    assert ("no bf16 units" in notes[0]) == (not cpu_has_bf16())
+    # the same stats at game speed, on either kind of CPU, on a busy machine, and for the real game alone
+    assert speed_note({**stats, "fps": 15.0}, 15) is None
+    assert "no bf16 units" in speed_note(stats, 100000, has_bf16=False)
+    assert "--backend openvino" in speed_note(stats, 100000, has_bf16=True)
+    assert "bf16 units" not in speed_note({**stats, "precision": "bf16", "backend": "openvino"}, 100000)
+    busy = speed_note({**stats, "load_average": [9.0, 9.0, 9.0]}, 100000, cores=2)
+    assert "load 9.0 on 2 cores" in busy and "--threads 1" in busy
+    assert speed_note({**stats, "backend": None}, 100000) is None
 
 
 def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):

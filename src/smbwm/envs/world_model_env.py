@@ -25,7 +25,7 @@ from smbwm.models.mario_sprite import count_marios
 from smbwm.models.world_model import WorldModel, count_lost_steps, resolve_checkpoint, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
 from smbwm.utils.paths import DEFAULT_SAMPLER, SPAWNS
-from smbwm.utils.device import autocast_dtype, pick_device, prepare_module
+from smbwm.utils.device import autocast_dtype, pick_device, prepare_module, runtime_precision
 
 DEFAULT_SPAWNS = SPAWNS
 
@@ -111,6 +111,11 @@ class WorldModelEnv(gym.Env):
     @property
     def denoising_steps(self) -> int:
         return self.sampler.num_steps
+
+    @property
+    def precision(self) -> str:
+        """What the networks compute in ("bf16", "fp32", ...): play speed on a CPU hangs on it."""
+        return runtime_precision(self.backend, self.amp)
 
     def _pick_spawn(self, choice: Any) -> Spawn:
         if isinstance(choice, Spawn):

@@ -22,7 +22,7 @@ from smbwm.models.mario_sprite import count_marios, find_mario
 from smbwm.models.motion import estimate_scrolls
 from smbwm.models.openvino_runtime import apply_backend, resolve_backend
 from smbwm.models.world_model import WorldModel, count_lost_steps, to_model, to_uint8
-from smbwm.utils.device import autocast, autocast_dtype, cpu_has_bf16
+from smbwm.utils.device import autocast, autocast_dtype, runtime_precision
 
 
 @dataclass
@@ -236,7 +236,6 @@ def measure_speed(model, sampler, device, seg: Segment, steps: int, backend: str
     _, _, times = roll.run([seg], steps)
     wall = time.perf_counter() - t0
     med = {k: float(np.median([t[k] for t in times])) for k in times[0]}
-    precision = ("bf16" if cpu_has_bf16() else "fp32") if backend == "openvino" else "fp32" if amp is None else str(amp)
     return {"fps": 1000.0 / med["total"], "fps_wall": steps / wall, "ms_per_stage_median": med,
-            "batch": 1, "precision": precision, "denoising_steps": sampler.num_steps, "device": str(device),
+            "batch": 1, "precision": runtime_precision(backend, amp), "denoising_steps": sampler.num_steps, "device": str(device),
             "threads": torch.get_num_threads(), "backend": backend}

@@ -19,6 +19,7 @@ from smbwm.game.config import PlayConfig, PlayError
 from smbwm.game.player import Player, RunLog
 from smbwm.game.render import Renderer
 from smbwm.game.session import Session
+from smbwm.utils.device import cpu_has_bf16
 
 RANDOM_ACTION_SET = "complex"
 
@@ -73,6 +74,12 @@ def run_window(cfg: PlayConfig) -> dict[str, Any]:
         (" (OpenVINO converts the model the first time: ~15 s)" if cfg.backend != "torch" and cfg.mode != "real" else "")
     print(f"loading {cfg.mode}{note} ...", flush=True)
     session = Session(cfg)
+    if session.dream is not None:
+        import torch
+        d = session.dream
+        print(f"dream: {d.backend}, {d.precision}, {torch.get_num_threads()} threads"
+              + ("; this CPU has no bf16 units (AVX-512 BF16 or AMX): expect a fraction of game speed"
+                 if d.precision == "fp32" and d.device.type == "cpu" and not cpu_has_bf16() else ""), flush=True)
     try:
         renderer = open_renderer(session.sides, cfg.scale)
         try:
@@ -84,6 +91,7 @@ def run_window(cfg: PlayConfig) -> dict[str, Any]:
     stats = summarize(log, cfg, session)
     print(f"played {stats['steps']} steps at {stats['fps']:.1f} steps/s"
           + (f"; saved {len(stats['saved_episodes'])} episodes to {cfg.record}" if cfg.record else ""))
+    _print_speed_note(stats, cfg)
     return stats
 
 
@@ -115,7 +123,33 @@ def run_headless(cfg: PlayConfig) -> dict[str, Any]:
     (out / "play_stats.json").write_text(json.dumps(stats, indent=1))
     print(f"{stats['steps']} steps at {stats['fps']:.2f} steps/s ({cfg.mode}); wrote {out}/frames.npy, frames.gif, "
           "play_stats.json" + (", real_frames.npy" if cfg.mode == "compare" else ""))
+    _print_speed_note(stats, cfg)
     return stats
+
+
+def speed_note(stats: dict[str, Any], fps: float, cores: int | None = None, has_bf16: bool | None = None) -> str | None:
+    """One line on why the dream played below `fps`, or None when it kept up (within 20 %) or only the
+    real game ran. Most CPUs without bf16 units (AVX2 only) compute the networks in fp32 and play the
+    default sampler at a fraction of game speed: a player should know that is the machine, not a hang."""
+    if stats.get("backend") is None or stats["fps"] >= 0.8 * fps:
+        return None
+    cores = cores or os.cpu_count() or 1
+    has_bf16 = cpu_has_bf16() if has_bf16 is None else has_bf16
+    threads = stats["torch_threads"]
+    why = f"the networks ran in {stats['precision']} ({stats['backend']}, {threads} thread{'s' * (threads != 1)})"
+    if stats["precision"] == "fp32" and stats["device"] == "cpu":
+        why += ("; this CPU has bf16 units: --backend openvino runs them in bf16, several times faster" if has_bf16
+                else "; this CPU has no bf16 units (AVX-512 BF16 or AMX), without which they run several times slower")
+    load = stats["load_average"][0]
+    if load > cores:
+        why += f"; the machine is busy (load {load:.1f} on {cores} cores: --threads 1 may help)"
+    return f"the dream ran at {stats['fps']:.1f} of {fps:g} steps/s: {why} (docs/benchmarks.md#player)"
+
+
+def _print_speed_note(stats: dict[str, Any], cfg: PlayConfig) -> None:
+    note = speed_note(stats, cfg.fps)
+    if note:
+        print(note)
 
 
 def write_gif(path: Path | BinaryIO, frames: list[np.ndarray], fps: float) -> None:
@@ -142,6 +176,8 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         **{k: getattr(getattr(session.dream, "sampler", None), k, None)
            for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "prior_fill", "reuse_deep")},
         "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
+        "precision": getattr(session.dream, "precision", None),
+        "device": str(getattr(session.dream, "device", "cpu")),
         "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
         "actions": {A.name(b): int(c) for b, c in zip(*np.unique(np.array(log.actions, np.int64), return_counts=True))}
         if log.actions else {},

@@ -39,6 +39,14 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
+def runtime_precision(backend: str, amp: torch.dtype | None) -> str:
+    """What a model's convolutions compute in: OpenVINO picks bf16 by itself where the CPU has it; torch
+    runs the autocast dtype (None: fp32)."""
+    if backend == "openvino":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return "fp32" if amp is None else str(amp).removeprefix("torch.")
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
