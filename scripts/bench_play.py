@@ -61,6 +61,7 @@ def main() -> int:
     p.add_argument("--mario-retries", help="the player's --mario-retries (default: the preset's)")
     p.add_argument("--tile-snap", help="the player's --tile-snap (default: the preset's)")
     p.add_argument("--hud-snap", help="the player's --hud-snap (default: the preset's)")
+    p.add_argument("--display-snap", help="the player's --display-snap (default: the preset's)")
     p.add_argument("--reuse-deep", help="the player's --reuse-deep, or a comma list (one row each; default: the preset's)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
@@ -72,7 +73,8 @@ def main() -> int:
     extra = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + (["--spawn", a.spawn] if a.spawn else []) \
         + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else []) \
         + (["--mario-retries", a.mario_retries] if a.mario_retries else []) \
-        + (["--tile-snap", a.tile_snap] if a.tile_snap else []) + (["--hud-snap", a.hud_snap] if a.hud_snap else [])
+        + (["--tile-snap", a.tile_snap] if a.tile_snap else []) + (["--hud-snap", a.hud_snap] if a.hud_snap else []) \
+        + (["--display-snap", a.display_snap] if a.display_snap else [])
     results = []
     try:
         for mode in a.modes.split(","):

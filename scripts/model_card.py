@@ -37,6 +37,9 @@ def sampler_line(s: dict) -> str:
         noise += f", each frame's 8x8 cells snapped onto the tile book where at most {s['tile_snap']} of 64 pixels differ"
     elif s.get("hud_snap"):
         noise += f", the HUD's 8x8 cells snapped onto the tile book where at most {s['hud_snap']} of 64 pixels differ"
+    if s.get("display_snap") and not s.get("tile_snap"):
+        noise += (f", the frame shown snapped onto the tile book where at most {s['display_snap']} of 64 pixels differ"
+                  " (the dream goes on from the frame as drawn)")
     if s.get("prior_fill") == "tile":
         noise += ", the strip the camera reveals in the upsampler's prior filled with whole tiles"
     elif s.get("prior_fill"):

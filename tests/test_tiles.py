@@ -138,6 +138,26 @@ def test_the_world_models_step_snaps_only_when_the_sampler_asks(tiles_checkpoint
     hud = model.step(obs, last, act, past, SamplerConfig(num_steps=1, hud_snap=64), generator=torch.Generator().manual_seed(0))
     assert "tiles" in hud.timings_ms and torch.equal(hud.full[:, :, 32:], outs[0].full[:, :, 32:])
     assert model.tiles.known(frame_cells(palette_index(hud.full[:, :, :32]).numpy().astype(np.uint8))).all()
+    # display_snap: the frame shown is snapped, the frame the dream goes on from is the one drawn
+    disp = model.step(obs, last, act, past, SamplerConfig(num_steps=1, display_snap=64), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(disp.full, outs[0].full) and torch.equal(disp.shown, outs[64].full)
+    assert outs[0].shown is outs[0].full
+
+
+def test_a_display_snap_changes_what_is_shown_and_nothing_the_dream_does(tiles_checkpoint, real_episodes):
+    """Open loop over real context: the same draws, scrolls and low-res frames with and without the snap of
+    the shown frames; the shown frames hold more of the game's tiles."""
+    from smbwm.evaluation.fidelity import Rollout, pick_segments
+    model, _ = WorldModel.load(tiles_checkpoint)
+    segs = pick_segments(list_episodes(real_episodes), model.context + 6, 2, np.random.default_rng(0), "test")
+    runs = {}
+    for snap in (0, 64):
+        roll = Rollout(model, SamplerConfig(num_steps=2, s_churn=1.0, mario_retries=2, display_snap=snap), "cpu", None, seed=3)
+        runs[snap] = roll.run(segs, 6)
+    assert np.array_equal(runs[0][1], runs[64][1])                  # every low-res frame the same
+    assert not np.array_equal(runs[0][0], runs[64][0])
+    share = {k: model.tiles.game_tile_share(v[0].reshape(-1, 240, 256, 3), 32)[1].mean() for k, v in runs.items()}
+    assert share[64] > share[0]
 
 
 def test_the_hud_snap_repaints_garbled_digits_and_nothing_below(real_episodes):

@@ -96,7 +96,7 @@ class Rollout:
             obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)
-            outs_full.append(to_uint8(o.full))
+            outs_full.append(to_uint8(o.shown))
             outs_low.append(to_uint8(o.low))
             times.append(o.timings_ms)
             ends.append(o.end_prob)

@@ -32,6 +32,7 @@ class PlayConfig:
     reuse_deep: int | None = None      # UNet levels run at every sampler step, the rest reused (None: the preset's, 0: all)
     tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
     hud_snap: int | None = None        # the HUD's cells alone snapped so (None: the preset's)
+    display_snap: int | None = None    # the shown frame snapped so, the dream going on as drawn (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     lost_end_steps: int = 60           # the dream ends after this many frames in a row without Mario (0: never)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hud-snap", type=int, dest="hud_snap",
                    help="the same snap for the HUD's cells alone (score, coins, world, time), e.g. 16 (default: the "
                         "--sampler preset's, 0: the HUD as drawn)")
+    p.add_argument("--display-snap", type=int, dest="display_snap",
+                   help="the same snap of the whole frame for the frame shown only: the dream goes on from the frame as "
+                        "drawn, e.g. 16 (default: the --sampler preset's, 0: show the frames as drawn)")
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
@@ -143,7 +147,7 @@ def validate(cfg: PlayConfig) -> None:
         raise PlayError(f"--reuse-deep must be >= 0 (0: the whole UNet at every step), got {cfg.reuse_deep}")
     if cfg.mario_retries is not None and cfg.mario_retries < 0:
         raise PlayError(f"--mario-retries must be >= 0, got {cfg.mario_retries}")
-    for flag, v in (("--tile-snap", cfg.tile_snap), ("--hud-snap", cfg.hud_snap)):
+    for flag, v in (("--tile-snap", cfg.tile_snap), ("--hud-snap", cfg.hud_snap), ("--display-snap", cfg.display_snap)):
         if v is not None and not 0 <= v <= 64:
             raise PlayError(f"{flag} must be between 0 and 64 (pixels of an 8x8 cell), got {v}")
     if cfg.lost_end_steps < 0:

@@ -35,7 +35,8 @@ def make_dream(cfg: PlayConfig) -> Any:
         return mod.WorldModelEnv(checkpoint=cfg.checkpoint, device=cfg.device, denoising_steps=cfg.denoising_steps,
                                  sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile,
                                  backend=cfg.backend, mario_retries=cfg.mario_retries, reuse_deep=cfg.reuse_deep,
-                                 tile_snap=cfg.tile_snap, hud_snap=cfg.hud_snap, end_episodes=cfg.end_episodes,
+                                 tile_snap=cfg.tile_snap, hud_snap=cfg.hud_snap, display_snap=cfg.display_snap,
+                                 end_episodes=cfg.end_episodes,
                                  lost_end_steps=cfg.lost_end_steps)
     except mod.CheckpointError as e:
         msg = one_line(e).replace("checkpoint=<folder>", "--checkpoint <folder>")

@@ -142,7 +142,7 @@ def speed_note(stats: dict[str, Any], fps: float, cores: int | None = None, has_
                 else "; this CPU has no bf16 units (AVX-512 BF16 or AMX), without which they run several times slower")
     load = stats["load_average"][0]
     if load > cores:
-        why += f"; the machine is busy (load {load:.1f} on {cores} cores: --threads 1 may help)"
+        why += f"; the machine is busy (load {load:.1f} on {cores} cores" + (": --threads 1 may help)" if threads > 1 else ")")
     return f"the dream ran at {stats['fps']:.1f} of {fps:g} steps/s: {why} (docs/benchmarks.md#player)"
 
 
@@ -174,7 +174,7 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
         **{k: getattr(getattr(session.dream, "sampler", None), k, None)
-           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "prior_fill", "reuse_deep")},
+           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "display_snap", "prior_fill", "reuse_deep")},
         "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
         "precision": getattr(session.dream, "precision", None),
         "device": str(getattr(session.dream, "device", "cpu")),

@@ -46,6 +46,11 @@ class SamplerConfig:
     # pixels: its digits are 8x8 font tiles, and a few wrong pixels a frame garble them within seconds.
     # The playfield is left as drawn. tile_snap > 0 snaps the whole frame anyway.
     hud_snap: int = 0
+    # The same snap of the whole frame for the frame *shown* only (StepOutput.shown: the player's window,
+    # the env's observation, evaluate's figures): the dream goes on from the frame as drawn, so every draw
+    # is the one it would be without the snap, and the player sees bricks and pipes the game's tiles
+    # where the drawing is within this many pixels of one. tile_snap > 0 already snaps what it feeds back.
+    display_snap: int = 0
     # How the upsampler's full-res prior fills the strip the camera reveals: "" as the denoiser's low-res
     # prior is (the checkpoint's reveal_fill), or "edge" / "tile" (models.motion). "tile" repeats the
     # column a whole tile back, so sky stays sky and bricks stay bricks where repeating the edge column

@@ -60,6 +60,13 @@ class StepOutput:
     redraws: int = 0         # frames drawn again because they lost or doubled the last frame's Mario
     marios: np.ndarray | None = None   # (B,) sharp Marios in each kept frame (None: the sampler does not check)
     end_prob: np.ndarray | None = None  # (B,) P(the game would end the episode here) (None: no end model)
+    # (B, 3, 240, 256) the frame to show: `full` snapped onto the tile book (sampler.display_snap), or
+    # `full` itself. The next step continues from `full`, so the snap never changes what the dream does.
+    shown: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.shown is None:
+            self.shown = self.full
 
 
 def count_lost_steps(lost_steps: np.ndarray, marios: np.ndarray | None) -> np.ndarray:
@@ -106,12 +113,15 @@ class WorldModel(nn.Module):
                                                                   generator, lost_steps)
                 marios = np.array([len(c) for c in centres], np.int64)
                 times["mario_check"] = (time.perf_counter() - t2) * 1e3
-        if (sampler.tile_snap > 0 or sampler.hud_snap > 0) and self.tiles is not None:
+        shown = None
+        if (sampler.tile_snap > 0 or sampler.hud_snap > 0 or sampler.display_snap > 0) and self.tiles is not None:
             t4 = time.perf_counter()
             if sampler.tile_snap > 0:
                 full, _ = self.tiles.snap(full, sampler.tile_snap, centres)
-            else:
+            elif sampler.hud_snap > 0:
                 full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS)
+            if sampler.display_snap > 0 and sampler.tile_snap == 0:
+                shown, _ = self.tiles.snap(full, sampler.display_snap, centres)
             times["tiles"] = (time.perf_counter() - t4) * 1e3
         end = None
         if self.end_model is not None:
@@ -119,7 +129,7 @@ class WorldModel(nn.Module):
             end = self.end_model.end_prob(last_full, full).cpu().numpy()
             times["end_model"] = (time.perf_counter() - t3) * 1e3
         times["total"] = (time.perf_counter() - t0) * 1e3
-        return StepOutput(low, full, scroll, times, redraws, marios, end)
+        return StepOutput(low, full, scroll, times, redraws, marios, end, shown)
 
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
                        act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
