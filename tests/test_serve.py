@@ -2,6 +2,7 @@
 level simulator; a real uvicorn server on 127.0.0.1 spoken to over HTTP and WebSocket."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
@@ -21,7 +22,7 @@ from smbwm.data.episode import read_episode
 from smbwm.serving.catalog import LevelStore, ServeError, check_number, spawn_by_id, spawns
 from smbwm.serving.games import GameSpec, LiveGame
 from smbwm.serving.level_maker import LevelMaker
-from smbwm.serving.web_game import Controls, parse_start
+from smbwm.serving.web_game import Controls, GameSlots, parse_start
 from chat_server import ChatServer, ChatServerConfig
 from web_server import running_web_app
 
@@ -69,6 +70,24 @@ def test_key_names_make_the_player_s_button_byte():
     assert c.paused
     with pytest.raises(ServeError):
         c.keys("right", [])
+
+
+def test_a_slot_handed_over_while_the_waiter_is_told_its_place_is_never_lost():
+    """The waiter is told its place in line every `tell_every_s`; releases land at every moment of that cycle."""
+    async def trial(delay: float) -> tuple[bool, int]:
+        slots = GameSlots(1, 1, tell_every_s=0.0005)
+        assert await slots.acquire(_told)
+        waiter = asyncio.create_task(slots.acquire(_told))
+        await asyncio.sleep(delay)
+        slots.release()
+        return await asyncio.wait_for(waiter, 5), slots.active
+
+    async def _told(position: int) -> None:
+        await asyncio.sleep(0)
+
+    rng = np.random.default_rng(0)
+    for delay in rng.uniform(0.0, 0.004, 300):
+        assert asyncio.run(trial(float(delay))) == (True, 1)
 
 
 # --- games ---------------------------------------------------------------------------------------
@@ -154,11 +173,17 @@ def _http(url: str, body: dict | bytes | None = None) -> tuple[int, bytes]:
 
 
 def _until(ws, kind: str, limit: int = 400) -> dict:
+    seen = []                               # the other messages on the way, to say what came instead
     for _ in range(limit):
-        m = ws.recv(timeout=120)
-        if isinstance(m, str) and json.loads(m)["t"] == kind:
-            return json.loads(m)
-    raise AssertionError(f"no {kind!r} message")
+        try:
+            m = ws.recv(timeout=120)
+        except ConnectionClosed as e:
+            raise AssertionError(f"no {kind!r} message before the server closed ({e}); got {seen[-5:]}") from None
+        if isinstance(m, str):
+            if json.loads(m)["t"] == kind:
+                return json.loads(m)
+            seen.append(m[:200])
+    raise AssertionError(f"no {kind!r} message; got {seen[-5:]}")
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,9 @@ AGENT_WORLD = {"dream": "dream", "level_dream": "dream", "real": "real", "compar
 class GameSlots:
     """At most `max_games` games; up to `max_waiting` more wait in line (first come, first served)."""
 
-    def __init__(self, max_games: int, max_waiting: int):
+    def __init__(self, max_games: int, max_waiting: int, tell_every_s: float = 2.0):
         self.max_games, self.max_waiting = max_games, max_waiting
+        self.tell_every_s = tell_every_s      # how often a waiting player hears its place in line
         self.active = 0
         self.waiting: list[asyncio.Future] = []
 
@@ -49,12 +50,15 @@ class GameSlots:
         fut = asyncio.get_running_loop().create_future()
         self.waiting.append(fut)
         try:
-            while True:
+            # release() may hand the slot over at any await, even while a wait times out: look before asking
+            # for the place in line, which the future no longer has once it is handed a slot
+            while not fut.done():
                 await on_position(self.waiting.index(fut) + 1)
                 try:
-                    return await asyncio.wait_for(asyncio.shield(fut), timeout=2.0)
+                    await asyncio.wait_for(asyncio.shield(fut), timeout=self.tell_every_s)
                 except asyncio.TimeoutError:
-                    continue
+                    pass
+            return True
         except BaseException:
             if fut in self.waiting:
                 self.waiting.remove(fut)
