@@ -244,8 +244,9 @@ def tile_book_section(ck: Path) -> str:
 
 {r['tiles']} cells of the screen grid that every {r['every']}th frame of the training episodes shows at least
 {r['min_count']} times ({r['distinct_cells_seen']} distinct cells seen; the kept ones make up {pct(r['training_cells_in_book'])} of all cells counted).
-The snap onto it is `sampler.tile_snap` (the player's `--tile-snap N`); the sampler ablation below says
-what it does to the dream.{held}
+The default sampler snaps the frame it shows onto it (`sampler.display_snap`, the player's `--display-snap N`)
+and goes on from the frame as drawn; `sampler.tile_snap` (`--tile-snap N`) feeds the snap back. The sampler
+ablation below says what each does to the dream.{held}
 """
 
 
