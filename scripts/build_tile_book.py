@@ -1,7 +1,9 @@
 """Build the tile book of a world-model checkpoint (models.tiles) from real emulator episodes.
 
 Counts the 8x8 cells of the screen grid over every `--every`-th frame of the training episodes and
-keeps those seen at least `--min-count` times. With `--heldout`, it also reports how many cells of
+keeps those seen at least `--min-count` times; and, for each cell of the HUD, which tiles it shows
+(models.tiles.hud_table: the HUD snap picks among those only); `--hud-only` keeps the checkpoint's
+book and counts its HUD table alone. With `--heldout`, it also reports how many cells of
 held-out real frames the book holds, and how much of those real frames the snap would change (it
 should change almost nothing: what it changes there, it would also change in the dream). The book
 goes into the checkpoint folder (tiles.safetensors, `tiles` in model.json), the figures into
@@ -12,6 +14,7 @@ tiles_report.json; `sampler.tile_snap` turns the snap on.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,8 +24,9 @@ from tqdm import tqdm
 
 from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_frames
 from smbwm.models.palette import palette_index
-from smbwm.models.tiles import TileBook, cell_hashes, frame_cells
-from smbwm.models.world_model import FILES, TILES_FILE, add_to_checkpoint, resolve_checkpoint, to_model
+from smbwm.models.motion import HUD_ROWS
+from smbwm.models.tiles import TILE, TileBook, cell_hashes, frame_cells, hud_table
+from smbwm.models.world_model import FILES, TILES_FILE, WorldModel, add_to_checkpoint, resolve_checkpoint, to_model
 from smbwm.utils.checkpoint import CheckpointError
 
 
@@ -43,19 +47,30 @@ def frame_indices(frames: np.ndarray) -> np.ndarray:
     return palette_index(to_model(frames)).numpy().astype(np.uint8)
 
 
-def count_cells(paths: list[Path], every: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every distinct cell of the sampled frames (K, 64) and how often it was seen (K,)."""
+def count_cells(paths: list[Path], every: int, hud_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct cell of the sampled frames (K, 64), how often it was seen (K,), and how often each
+    of the first `hud_cells` cells of the grid (the HUD's) showed it (hud_cells, K)."""
     counts: dict[int, int] = {}
     first: dict[int, np.ndarray] = {}
+    at_hud: list[dict[int, int]] = [{} for _ in range(hud_cells)]
     for p in tqdm(paths, desc="count tiles", unit="episode"):
-        cells = frame_cells(frame_indices(sampled_frames(p, every))).reshape(-1, 64)
+        grid = frame_cells(frame_indices(sampled_frames(p, every)))                  # (T, N, 64)
+        cells = grid.reshape(-1, 64)
         hashes, at, n = np.unique(cell_hashes(cells), return_index=True, return_counts=True)
         for h, i, k in zip(hashes.tolist(), at.tolist(), n.tolist()):
             counts[h] = counts.get(h, 0) + k
             if h not in first:
                 first[h] = cells[i]
+        for c, column in enumerate(cell_hashes(grid[:, :hud_cells]).T):               # (T,) per HUD cell
+            for h, k in zip(*(a.tolist() for a in np.unique(column, return_counts=True))):
+                at_hud[c][h] = at_hud[c].get(h, 0) + k
     keys = list(counts)
-    return np.stack([first[k] for k in keys]), np.array([counts[k] for k in keys], np.int64)
+    slot = {k: i for i, k in enumerate(keys)}
+    hud = np.zeros((hud_cells, len(keys)), np.int64)
+    for c, seen in enumerate(at_hud):
+        for h, k in seen.items():
+            hud[c, slot[h]] = k
+    return np.stack([first[k] for k in keys]), np.array([counts[k] for k in keys], np.int64), hud
 
 
 def heldout_figures(book: TileBook, paths: list[Path], every: int, max_diff: int) -> dict:
@@ -77,6 +92,25 @@ def heldout_figures(book: TileBook, paths: list[Path], every: int, max_diff: int
             "frames_changed_by_snap": frames_changed / max(frames_n, 1)}
 
 
+def shipped_book(folder: Path) -> TileBook:
+    """The checkpoint's own tile book (--hud-only keeps its tiles)."""
+    try:
+        book = WorldModel.load(folder)[0].tiles
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    if book is None:
+        sys.exit(f"error: {folder}: no tile book to add a HUD table to (build one without --hud-only)")
+    return book
+
+
+def load_report(folder: Path) -> dict:
+    path = folder / TILES_FILE.replace(".safetensors", "_report.json")
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        sys.exit(f"error: {path}: not JSON")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", required=True, help="folders of training episodes (HDF5)")
@@ -85,11 +119,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="folder to write into (default: the checkpoint folder)")
     ap.add_argument("--every", type=int, default=5, help="count every n-th frame of each episode")
     ap.add_argument("--min-count", type=int, default=20, help="keep cells seen at least this many times")
+    ap.add_argument("--hud-min-count", type=int, default=20,
+                    help="a HUD cell may show the tiles it showed at least this many times (and its kind's)")
+    ap.add_argument("--hud-only", action="store_true",
+                    help="keep the checkpoint's book and (re)count its HUD table alone on --data")
     ap.add_argument("--max-diff", type=int, default=16,
                     help="the snap's limit for the held-out figures (the `game` sampler's tile_snap)")
     args = ap.parse_args(argv)
-    if args.every < 1 or args.min_count < 1 or not 0 <= args.max_diff <= 64:
-        sys.exit("error: --every and --min-count must be at least 1, --max-diff between 0 and 64")
+    if args.every < 1 or args.min_count < 1 or args.hud_min_count < 1 or not 0 <= args.max_diff <= 64:
+        sys.exit("error: --every, --min-count and --hud-min-count must be at least 1, --max-diff between 0 and 64")
 
     folder = resolve_checkpoint(args.checkpoint)
     if not (folder / FILES[2]).exists():
@@ -98,16 +136,30 @@ def main(argv=None) -> int:
     try:
         train = episode_paths(args.data)
         heldout = {d: episode_paths([d]) for d in args.heldout}
-        tiles, counts = count_cells(train, args.every)
-        keep = counts >= args.min_count
-        if not keep.any():
-            sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
-        book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]))
-        report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
-                  "tiles": len(book), "distinct_cells_seen": int(len(counts)),
-                  "training_cells_in_book": float(counts[keep].sum() / counts.sum())}
-        report["max_diff"] = args.max_diff
-        report["heldout"] = {d: heldout_figures(book, paths, args.every, args.max_diff) for d, paths in heldout.items()}
+        grid = (HUD_ROWS // TILE, 256 // TILE)
+        tiles, counts, at_hud = count_cells(train, args.every, grid[0] * grid[1])
+        shown = at_hud.any(0)
+        hud_tiles, allowed = hud_table(tiles[shown], at_hud[:, shown], grid, args.hud_min_count)
+        per_cell = allowed.sum(2)
+        hud = {"hud_training_data": args.data, "hud_min_count": args.hud_min_count, "hud_tiles": len(hud_tiles),
+               "hud_tiles_per_cell": {"min": int(per_cell.min()), "median": float(np.median(per_cell)),
+                                      "max": int(per_cell.max())}}
+        hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed))
+        if args.hud_only:
+            old = shipped_book(folder)
+            book = TileBook(old.tiles, old.counts, *hud_tensors)
+            report = {**load_report(folder), **hud}
+        else:
+            keep = counts >= args.min_count
+            if not keep.any():
+                sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
+            book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]), *hud_tensors)
+            report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
+                      "tiles": len(book), "distinct_cells_seen": int(len(counts)),
+                      "training_cells_in_book": float(counts[keep].sum() / counts.sum()), **hud,
+                      "max_diff": args.max_diff}
+        held = {d: heldout_figures(book, paths, args.every, args.max_diff) for d, paths in heldout.items()}
+        report["heldout"] = {**report.get("heldout", {}), **held}
     except EpisodeError as e:
         sys.exit(f"error: {e}")
     for k, v in report.items():

@@ -36,6 +36,8 @@ FIGURES = (
     ("sharpness_ratio", "sharpness / the game's", "ratio"),
     ("game_tiles", "the game's tiles in the playfield (share of cells)", "share"),
     ("game_tiles_hud", "the game's tiles in the HUD (share of cells)", "share"),
+    ("hud_labels", "the HUD's labels as the game's (share of cells and steps)", "share"),
+    ("hud_labels_end", "the HUD's labels as the game's at the last step", "share"),
 )
 # per-run figures compared window by window: (label, value of one run; higher is better)
 PAIRED = (
@@ -45,6 +47,7 @@ PAIRED = (
     ("Mario shown (share of steps)", lambda r, cfg: r["mario_shown"]),
     ("near the game's Mario, steps 1-15", lambda r, cfg: r.get("near_early")),
     ("the game's tiles in the playfield", lambda r, cfg: r.get("game_tiles")),
+    ("the HUD's labels as the game's", lambda r, cfg: r.get("hud_labels")),
 )
 
 

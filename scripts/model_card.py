@@ -134,15 +134,18 @@ def playability_table(report: dict) -> str:
     rows = [r for row in rows for r in [row] + [x for x in late if x[1] == row[1]]]
     pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
     tiles = any("game_tiles" in p for _, _, p in rows)        # reports since the game_tiles figure
+    labels = any("hud_labels" in p for _, _, p in rows)       # reports since the hud_labels figure
     lines = ["| run | set | runs | Mario shown | two Marios or more | near the game's Mario, steps 1-15 | camera travel / game's (median) "
              "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
              "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |"
-             + (" the game's 8x8 tiles: playfield / HUD (the game's frames) |" if tiles else ""),
-             "|---" * (12 + tiles) + "|"]
+             + (" the game's 8x8 tiles: playfield / HUD (the game's frames) |" if tiles else "")
+             + (" HUD labels as the game's: all steps / last step |" if labels else ""),
+             "|---" * (12 + tiles + labels) + "|"]
     for what, name, p in rows:
         ps = " / ".join(fmt(v) for v in p.get("psnr_240x256", {}).values()) or "—"
         cells = (f" {pct(p.get('game_tiles'))} / {pct(p.get('game_tiles_hud'))} ({pct(p.get('game_tiles_real'))}) |"
                  if tiles else "")
+        cells += f" {pct(p.get('hud_labels'))} / {pct(p.get('hud_labels_end'))} |" if labels else ""
         lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_copies'))} "
                      f"| {pct(p.get('mario_near_early'))} "
                      f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "
@@ -236,6 +239,13 @@ def tile_book_section(ck: Path) -> str:
         f"\n- {Path(d).name}: {h['frames']} real frames; the book holds {pct(h['cells_in_book'])} of their cells, and the "
         f"snap (limit {r['max_diff']} pixels) changes {pct(h['pixels_changed_by_snap'])} of their pixels "
         f"({pct(h['frames_changed_by_snap'])} of the frames have a changed cell)" for d, h in r.get("heldout", {}).items())
+    hud = ""
+    if "hud_tiles" in r:
+        per = r["hud_tiles_per_cell"]
+        hud = (f"\n\nThe HUD's cells (the status bar does not scroll): {r['hud_tiles']} tiles, of which each cell may show "
+               f"those it shows at least {r['hud_min_count']} times and those of the cells that share a glyph with it "
+               f"(digits go with digits, a letter's cell keeps its letter): {per['min']}-{per['max']} tiles per cell, "
+               f"median {per['median']:.0f}. The HUD snap (`sampler.hud_snap`) picks among those only.")
     if held:
         held = ("\n\nOn held-out real episodes (what the snap would repaint in the real game: mostly enemies drawn near "
                 "a background cell and blocks in a rarely seen step of their colour cycle):" + held)
@@ -246,7 +256,7 @@ def tile_book_section(ck: Path) -> str:
 {r['min_count']} times ({r['distinct_cells_seen']} distinct cells seen; the kept ones make up {pct(r['training_cells_in_book'])} of all cells counted).
 The default sampler snaps the frame it shows onto it (`sampler.display_snap`, the player's `--display-snap N`)
 and goes on from the frame as drawn; `sampler.tile_snap` (`--tile-snap N`) feeds the snap back. The sampler
-ablation below says what each does to the dream.{held}
+ablation below says what each does to the dream.{hud}{held}
 """
 
 
@@ -307,7 +317,10 @@ a blurred or ghosted Mario has none of the exact colours). "Near": within 8 px o
 "Stall": the dream's camera still while the game's moves. "Dead": Mario lost for good or the camera
 stalled for good. Sharpness: mean luminance gradient of the playfield against the game's. The game's
 tiles (reports that have them): the share of 8x8 cells that are cells the real game shows often (the
-tile book below), where streaks, dither and garbled digits show; sharpness counts them as detail. A row "the
+tile book below), where streaks, dither and garbled digits show; sharpness counts them as detail. HUD
+labels (reports that have them): of the status bar's cells that never change within a level (MARIO,
+WORLD, TIME, the coin's "x", the world number), the share the dream shows exactly as the game's frame
+of that step (its last frame once the game has ended). A row "the
 game itself, input 1 NES frame late" (reports since `playability.late_frames`): each run replayed on
 the emulator to its start and played with the same buttons pressed 1/60 s late, scored as the dream is.
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from smbwm.data.episode import list_episodes, read_episode
-from smbwm.evaluation.playability import (PlayabilityConfig, Track, early_misses, frame_playability,
-                                          summarise, track_figures)
+from smbwm.evaluation.playability import (HUD_LABEL_CELLS, PlayabilityConfig, Track, early_misses,
+                                          frame_playability, hud_labels_kept, summarise, track_figures)
 from smbwm.models.mario_sprite import count_marios, find_mario, game_mario_position
 
 
@@ -175,3 +175,28 @@ def test_the_games_own_reference_replays_the_window_and_presses_late(real_episod
     assert lagged["runs"] == 1 and lagged["late_frames"] == 1 and lagged["psnr_240x256"]["15"] < 100
     unknown = late_input_reference([dataclasses.replace(seg, source=None)], 4, cfg)
     assert unknown["windows_not_replayed"] == 1 and "runs" not in unknown   # nothing to replay: counted, not scored
+
+
+def test_hud_labels_count_what_a_player_reads_in_the_status_bar(real_episodes):
+    """The game against itself keeps every label; a faded "x", a world number turned into another digit
+    and a blanked word are lost from the step they appear; once the game has ended its last frame is the
+    reference, and the clock ticking is no label."""
+    ep = _long_episode(real_episodes)
+    real = ep.frames
+    assert hud_labels_kept(real[1:], real).tolist() == [1.0] * (len(real) - 1)
+    n = len(HUD_LABEL_CELLS)
+    dream = real[1:].copy()
+    bg = real[0, 0, 0]
+    dream[20:, 24:32, 96:104] = bg                                    # the "x" goes blank from step 21
+    dream[40:, 24:32, 152:160] = real[0, 24:32, 24:32]                # the world number becomes the score's first digit
+    dream[:, 24:32, 208:232] = bg                                     # the clock (no label) blanked all along
+    kept = hud_labels_kept(dream, real)
+    assert kept[:20].tolist() == [1.0] * 20 and kept[20:40] == pytest.approx((n - 1) / n)
+    assert kept[40:] == pytest.approx((n - 2) / n)
+    # the game ended after 10 steps: its last frame's labels go on counting
+    assert hud_labels_kept(real[1:], real[:11]).tolist() == [1.0] * (len(real) - 1)
+    cfg = PlayabilityConfig()
+    xy = game_mario_position(ep.info["x_pos"], ep.info["camera_x"], ep.info["y_pos"])
+    run = track_figures(Track(np.concatenate([real[:1], dream]), real, xy), cfg)
+    assert run["hud_labels"] == pytest.approx(kept.mean()) and run["hud_labels_end"] == pytest.approx((n - 2) / n)
+    assert summarise([run, track_figures(Track(real, real, xy), cfg)], cfg)["hud_labels"] == pytest.approx((kept.mean() + 1) / 2)

@@ -16,7 +16,7 @@ from smbwm.data.episode import list_episodes, read_episode
 from smbwm.models.mario_sprite import find_mario
 from smbwm.models.palette import NES_PALETTE, palette_index
 from smbwm.models.sampler import SamplerConfig
-from smbwm.models.tiles import TileBook, cell_hashes, frame_cells
+from smbwm.models.tiles import TileBook, cell_hashes, frame_cells, hud_table
 from smbwm.models.world_model import TILES_FILE, WorldModel, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
 
@@ -42,7 +42,8 @@ def book_of(frames: np.ndarray) -> TileBook:
 def tiles_checkpoint(tiny_checkpoint, real_episodes, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiles_ck")
     done = build_tile_book(["--data", str(real_episodes), "--heldout", str(real_episodes), "--checkpoint",
-                            str(tiny_checkpoint), "--out", str(out), "--every", "4", "--min-count", "1"], cwd=out)
+                            str(tiny_checkpoint), "--out", str(out), "--every", "4", "--min-count", "1",
+                            "--hud-min-count", "1"], cwd=out)
     assert done.returncode == 0, done.stderr[-2000:]
     return out
 
@@ -53,6 +54,8 @@ def test_the_script_writes_a_book_that_holds_its_frames_and_leaves_them_as_they_
     report = json.loads((tiles_checkpoint / "tiles_report.json").read_text())
     model, _ = WorldModel.load(tiles_checkpoint)
     assert isinstance(model.tiles, TileBook) and len(model.tiles) == meta["tiles"]["count"] == report["tiles"] > 10
+    assert model.tiles.hud_table and tuple(model.tiles.hud_allowed.shape) == (4, 32, report["hud_tiles"])
+    assert 1 <= report["hud_tiles_per_cell"]["min"] <= report["hud_tiles_per_cell"]["max"] < report["hud_tiles"]
     # held out = the same frames, every cell kept: the book holds all of them and the snap changes nothing
     held = report["heldout"][str(real_episodes)]
     assert report["training_cells_in_book"] == held["cells_in_book"] == 1.0
@@ -208,3 +211,72 @@ def test_game_tile_share_counts_the_games_cells_and_not_streaks_blur_or_garbled_
     garbled[:, 16:32] = garbled[:, 16:32, ::-1]                           # the HUD's two text rows mirrored
     g_hud, g_field = model.tiles.game_tile_share(garbled, 32)
     assert g_hud.mean() < hud.mean() - 0.2 and np.array_equal(g_field, field)
+
+
+def hud_book_of(frames: np.ndarray, min_count: int = 1) -> TileBook:
+    """book_of, with the HUD table the script builds from the same frames."""
+    cells = frame_cells(palette_index(to_model(frames)).numpy().astype(np.uint8))[:, :128]   # (T, 4*32, 64)
+    hashes = cell_hashes(cells)
+    distinct, first = np.unique(hashes, return_index=True)
+    tiles = cells.reshape(-1, 64)[first]
+    counts = (hashes[:, :, None] == distinct[None, None]).sum(0)                            # (128, M)
+    hud_tiles, allowed = hud_table(tiles, counts, (4, 32), min_count)
+    book = book_of(frames)
+    return TileBook(book.tiles, book.counts, torch.as_tensor(hud_tiles), torch.as_tensor(allowed))
+
+
+def test_hud_table_keeps_each_label_to_its_glyph_and_lets_digits_go_with_digits(real_episodes):
+    frames = real_frames(real_episodes)
+    book = hud_book_of(frames)
+    allowed, tiles = book.hud_allowed.numpy(), book.hud_tiles.numpy()
+    glyphs = lambda r, c: {i for i in np.flatnonzero(allowed[r, c]) if len(np.unique(tiles[i])) > 1}   # noqa: E731
+    one_per_background = lambda g: len(g) == len({int(tiles[i][63]) for i in g}) >= 1   # noqa: E731 (the font leaves row 8 blank)
+    assert one_per_background(glyphs(2, 18)) and one_per_background(glyphs(3, 12))   # the W of WORLD, the coin's x
+    assert glyphs(2, 18) != glyphs(2, 19) and glyphs(3, 12).isdisjoint(glyphs(3, 28))
+    clock = glyphs(3, 26) | glyphs(3, 27) | glyphs(3, 28)
+    assert len(clock) >= 4 and clock <= glyphs(3, 3) == glyphs(3, 28)    # score and clock share the 0: one set
+    assert all(allowed[r, c].any() for r in range(4) for c in range(32))  # blank cells may stay blank
+    with pytest.raises(ValueError, match="HUD table"):
+        TileBook(book.tiles, book.counts, book.hud_tiles, book.hud_allowed[:, :, :-1])
+
+
+def test_the_hud_snap_brings_a_faded_x_back_where_the_whole_book_would_blank_it(real_episodes, tmp_path):
+    """The coin's "x" with half its white pixels faded to the background is nearer the blank cell than
+    the "x": the whole book blanks it (and the dream copies the blank on), the HUD table restores it.
+    The table survives the checkpoint's save and load."""
+    frames = real_frames(real_episodes)
+    real = frames[3]
+    faded = real.copy()
+    cell = faded[24:32, 96:104]
+    ink = np.argwhere((cell != cell[0, 0]).any(-1))
+    for y, x in ink[::2]:
+        cell[y, x] = cell[0, 0]
+    x = to_model(faded[None])
+    old, _ = book_of(frames).snap(x, 16, rows=32)
+    assert (to_uint8(old)[0, 24:32, 96:104] == real[0, 0]).all()            # blanked
+    book = hud_book_of(frames)
+    new, changed = book.snap(x, 16, rows=32)
+    assert np.array_equal(to_uint8(new)[0], real) and changed[0] == pytest.approx(1 / (30 * 32))
+    whole, changed = book.snap(x, 16)                                      # the whole frame: the HUD by its table
+    assert np.array_equal(to_uint8(whole)[0], real) and changed[0] == pytest.approx(1 / (30 * 32))
+    model = WorldModel.load(ROOT / "checkpoints")[0]
+    model.tiles = book
+    model.save(tmp_path / "ck")
+    again = WorldModel.load(tmp_path / "ck")[0].tiles
+    assert again.hud_table and np.array_equal(to_uint8(again.snap(x, 16, rows=32)[0])[0], real)
+
+
+def test_hud_only_keeps_the_books_tiles_and_counts_the_hud_table_again(tiles_checkpoint, tiny_checkpoint,
+                                                                       real_episodes, tmp_path):
+    out = tmp_path / "hud"
+    done = build_tile_book(["--data", str(real_episodes), "--checkpoint", str(tiles_checkpoint), "--out", str(out),
+                            "--hud-only", "--every", "4", "--hud-min-count", "1000"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = WorldModel.load(tiles_checkpoint)[0].tiles, WorldModel.load(out)[0].tiles
+    assert torch.equal(before.tiles, after.tiles) and torch.equal(before.counts, after.counts)
+    report = json.loads((out / "tiles_report.json").read_text())
+    assert report["hud_min_count"] == 1000 and report["tiles"] == len(after)      # the book's own figures kept
+    assert after.hud_allowed.sum(2).max() < before.hud_allowed.sum(2).max()        # fewer tiles seen 1000 times
+    done = build_tile_book(["--data", str(real_episodes), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x"),
+                            "--hud-only"], cwd=tmp_path)
+    assert done.returncode != 0 and "no tile book" in done.stderr and "Traceback" not in done.stderr

@@ -43,6 +43,23 @@ def sharpness(frames: np.ndarray) -> np.ndarray:
     return (np.abs(np.diff(f, axis=1)).mean((1, 2)) + np.abs(np.diff(f, axis=2)).mean((1, 2))) / 2
 
 
+# The status bar's cells that never change within a level, (row, column) of its 8x8 grid: the words
+# MARIO, WORLD and TIME, the "x" before the coin count, the world number ("1-1"). The score, the coin count
+# and the clock change as the game plays, and the coin icon blinks.
+HUD_LABEL_CELLS = tuple([(2, c) for c in (*range(3, 8), *range(18, 23), *range(25, 29))] +
+                        [(3, 12)] + [(3, c) for c in range(19, 22)])
+
+
+def hud_labels_kept(dream: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """dream (T, 240, 256, 3) steps 1..T, real (M+1, 240, 256, 3) steps 0..M (M may be < T: the game ended)
+    -> (T,) the share of HUD_LABEL_CELLS the dream shows exactly as the game's frame of that step (its last
+    frame once it has ended): a label that fades, goes blank or turns into another glyph counts as lost."""
+    ref = np.asarray(real)[np.minimum(np.arange(1, len(dream) + 1), len(real) - 1)]
+    same = [(np.asarray(dream)[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8] == ref[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8]).all((1, 2, 3))
+            for r, c in HUD_LABEL_CELLS]
+    return np.mean(same, axis=0)
+
+
 def longest_run(mask: np.ndarray) -> int:
     best = run = 0
     for m in np.asarray(mask, bool):
@@ -110,6 +127,7 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
     stall = stalled(d_scroll[:m], g_scroll)
     sharp_d, sharp_r = sharpness(tr.dream[1:m + 1]), sharpness(tr.real[1:])
     stall_reached = _run_ends(stall, cfg.stall_steps)
+    labels = hud_labels_kept(tr.dream[1:], tr.real)
     out = {
         "steps": n, "game_steps": m,
         "mario_shown": float(shown.mean()),
@@ -121,6 +139,7 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         # below 1: blur; above 1: noise or ghost edges the game does not have
         "sharpness_ratio": float(sharp_d.mean() / max(sharp_r.mean(), 1e-6)),
         "first_stall_step": int(np.argmax(stall_reached)) + 1 if stall_reached.any() else None,
+        "hud_labels": float(labels.mean()), "hud_labels_end": float(labels[-1]),
     }
     if tr.dream_ends is not None:
         out["dream_end_step"] = int(np.argmax(tr.dream_ends)) + 1 if tr.dream_ends.any() else None
@@ -206,7 +225,7 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
         "alive_at_end": float(np.mean([m["alive_at_end"] for m in met])),
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
     }
-    for k in ("game_tiles", "game_tiles_hud", "game_tiles_real"):
+    for k in ("game_tiles", "game_tiles_hud", "game_tiles_real", "hud_labels", "hud_labels_end"):
         if k in runs[0]:
             out[k] = float(np.mean([r[k] for r in runs]))
     if "dream_end_step" in runs[0]:

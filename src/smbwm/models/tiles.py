@@ -16,6 +16,11 @@ nearest book entry in at most `max_diff` of its 64 pixels becomes that entry; a 
 everything (a sprite, something new) stays as drawn, and so does every cell around Mario (whose
 pose the book must not choose). The snapped frame is what the player sees and what the next step's
 upsampler takes as its prior, so a clean frame stays clean.
+
+The HUD does not scroll, and each of its cells only ever shows a few tiles: a letter of "WORLD", the
+coin's "x", a digit or a blank. A book may also hold, per HUD cell, the tiles the game shows there
+(`hud_tiles`, `hud_allowed`); the HUD snap then picks among those only, so a faded "x" comes back as "x"
+instead of the blank it is nearest to, and a digit cell never turns into a letter.
 """
 from __future__ import annotations
 
@@ -59,9 +64,12 @@ def cell_hashes(cells: np.ndarray) -> np.ndarray:
 
 
 class TileBook(nn.Module):
-    """tiles (K, 64) palette indices (models.palette), counts (K,) how often real frames show each."""
+    """tiles (K, 64) palette indices (models.palette), counts (K,) how often real frames show each;
+    optionally hud_tiles (M, 64) and hud_allowed (R, C, M) bool: which of them each cell of the HUD's R
+    rows and C columns of cells may show (hud_table)."""
 
-    def __init__(self, tiles: torch.Tensor, counts: torch.Tensor):
+    def __init__(self, tiles: torch.Tensor, counts: torch.Tensor, hud_tiles: torch.Tensor | None = None,
+                 hud_allowed: torch.Tensor | None = None):
         super().__init__()
         if tiles.ndim != 2 or tiles.shape[1] != CELL or counts.shape != tiles.shape[:1] or len(tiles) == 0:
             raise ValueError(f"a tile book needs (K, {CELL}) tiles and (K,) counts, K > 0; "
@@ -70,6 +78,16 @@ class TileBook(nn.Module):
             raise ValueError(f"tile book: palette index {int(tiles.max())} >= {len(NES_PALETTE)}")
         self.register_buffer("tiles", tiles.to(torch.uint8))
         self.register_buffer("counts", counts.to(torch.int32))
+        if (hud_tiles is None) != (hud_allowed is None):
+            raise ValueError("tile book: hud_tiles and hud_allowed come together")
+        if hud_tiles is not None:
+            if (hud_tiles.ndim != 2 or hud_tiles.shape[1] != CELL or hud_allowed.ndim != 3
+                    or hud_allowed.shape[2] != len(hud_tiles) or not hud_allowed.any(2).all()):
+                raise ValueError(f"tile book: a HUD table needs (M, {CELL}) tiles and (R, C, M) allowed with "
+                                 f"a tile for every cell; got {tuple(hud_tiles.shape)} and {tuple(hud_allowed.shape)}")
+            self.register_buffer("hud_tiles", hud_tiles.to(torch.uint8))
+            self.register_buffer("hud_allowed", hud_allowed.to(torch.bool))
+        self.hud_table = hud_tiles is not None
         self._index()
 
     def _index(self) -> None:
@@ -142,35 +160,100 @@ class TileBook(nn.Module):
              rows: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
         Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
-        as drawn. `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped."""
+        as drawn. Where the book has a HUD table, the HUD's cells are snapped onto the tiles each may show.
+        `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped."""
+        hud_rows = self.hud_allowed.shape[0] * TILE if self.hud_table and frames.shape[3] == self.hud_allowed.shape[1] * TILE else 0
         if rows:                     # the HUD alone: its rows snapped as a frame of their own
-            top, changed = self.snap(frames[:, :, :rows].contiguous(), max_diff,
-                                     marios if marios is not None else [[] for _ in range(len(frames))])
+            top = frames[:, :, :rows].contiguous()
+            marios = marios if marios is not None else [[] for _ in range(len(frames))]
+            top, changed = self._snap_hud(top, max_diff, marios) if rows == hud_rows else self.snap(top, max_diff, marios)
             return torch.cat([top, frames[:, :, rows:]], 2), changed * rows / frames.shape[2]
-        b, _, h, w = frames.shape
-        gh, gw = h // TILE, w // TILE
         idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
         cells = frame_cells(idx)                                              # (B, N, 64)
         todo = ~self.known(cells)
         if marios is None:
             marios = mario_centres(_PALETTE_RGB[idx])
-        cx, cy = np.arange(gw) * TILE, np.arange(gh) * TILE
-        reach = MARIO_WINDOW / 2 + MARIO_MARGIN
-        for i, found in enumerate(marios):      # cells overlapping a Mario's window (plus margin) stay
-            for mx, my in found:
-                near = ((cy[:, None] + TILE > my - reach) & (cy[:, None] < my + reach) &
-                        (cx[None] + TILE > mx - reach) & (cx[None] < mx + reach))
-                todo[i] &= ~near.reshape(-1)
+        todo &= ~_near_mario(marios, frames.shape[2], frames.shape[3])
+        todo[:, :hud_rows // TILE * frames.shape[3] // TILE] = False            # the HUD goes by its table, below
         fi, ci = np.nonzero(todo)
         best, diff = self.nearest(cells[fi, ci])
         ok = diff <= max_diff
-        changed = np.bincount(fi[ok], minlength=b) / cells.shape[1]
-        if not ok.any():
-            return frames, changed
-        fi, ci = torch.as_tensor(fi[ok]), torch.as_tensor(ci[ok])
-        new = palette_tensor(frames.device)[torch.as_tensor(self._tiles_np[best[ok]]).long()]    # (n, 64, 3)
-        # write only the snapped cells: frames seen as (B, 3, rows, 8, cols, 8) -> (B, cells, 3, 64)
-        out = frames.view(b, 3, gh, TILE, gw, TILE).permute(0, 2, 4, 1, 3, 5).reshape(b, gh * gw, 3, CELL).clone()
-        out[fi, ci] = new.transpose(1, 2).to(out.dtype).to(out.device)
-        out = out.view(b, gh, gw, 3, TILE, TILE).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h, w)
+        out, changed = _write_cells(frames, fi[ok], ci[ok], self._tiles_np[best[ok]])
+        if hud_rows:
+            out, in_hud = self.snap(out, max_diff, marios, rows=hud_rows)
+            changed = changed + in_hud
         return out, changed
+
+    def _snap_hud(self, top: torch.Tensor, max_diff: int, marios: list) -> tuple[torch.Tensor, np.ndarray]:
+        """The HUD rows (B,3,R*8,C*8): each cell onto the nearest tile the game shows in that cell (hud_allowed),
+        within max_diff pixels; on ties the commoner tile (the table is ordered by count)."""
+        cells = frame_cells(palette_index(top).cpu().numpy().astype(np.uint8))   # (B, P, 64)
+        allowed = self.hud_allowed.cpu().numpy().reshape(cells.shape[1], -1)    # (P, M)
+        same = (cells[:, :, None, :] == self.hud_tiles.cpu().numpy()[None, None]).sum(-1, dtype=np.int16)
+        same = np.where(allowed[None], same, -1)                                 # (B, P, M)
+        best = same.argmax(-1)
+        diff = CELL - np.take_along_axis(same, best[..., None], -1)[..., 0]
+        todo = (diff > 0) & (diff <= max_diff) & ~_near_mario(marios, top.shape[2], top.shape[3])
+        fi, ci = np.nonzero(todo)
+        return _write_cells(top, fi, ci, self.hud_tiles.cpu().numpy()[best[fi, ci]])
+
+
+def _near_mario(marios: list, h: int, w: int) -> np.ndarray:
+    """(B, cells) bool: the grid cells overlapping each frame's Mario windows (plus MARIO_MARGIN)."""
+    gh, gw = h // TILE, w // TILE
+    near = np.zeros((len(marios), gh * gw), bool)
+    cx, cy = np.arange(gw) * TILE, np.arange(gh) * TILE
+    reach = MARIO_WINDOW / 2 + MARIO_MARGIN
+    for i, found in enumerate(marios):
+        for mx, my in found:
+            near[i] |= ((cy[:, None] + TILE > my - reach) & (cy[:, None] < my + reach) &
+                        (cx[None] + TILE > mx - reach) & (cx[None] < mx + reach)).reshape(-1)
+    return near
+
+
+def _write_cells(frames: torch.Tensor, fi: np.ndarray, ci: np.ndarray, tiles: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """frames (B,3,H,W) with cell ci of frame fi replaced by tiles (n, 64) palette indices; and per frame
+    the share of cells replaced."""
+    b, _, h, w = frames.shape
+    gh, gw = h // TILE, w // TILE
+    changed = np.bincount(fi, minlength=b) / (gh * gw)
+    if len(fi) == 0:
+        return frames, changed
+    new = palette_tensor(frames.device)[torch.as_tensor(tiles).long()]                     # (n, 64, 3)
+    # write only those cells: frames seen as (B, 3, rows, 8, cols, 8) -> (B, cells, 3, 64)
+    out = frames.view(b, 3, gh, TILE, gw, TILE).permute(0, 2, 4, 1, 3, 5).reshape(b, gh * gw, 3, CELL).clone()
+    out[torch.as_tensor(fi), torch.as_tensor(ci)] = new.transpose(1, 2).to(out.dtype).to(out.device)
+    return out.view(b, gh, gw, 3, TILE, TILE).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h, w), changed
+
+
+def hud_table(tiles: np.ndarray, counts: np.ndarray, grid: tuple[int, int],
+              min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """What each HUD cell may show, from real frames: tiles (M, 64) the distinct cells the HUD showed and
+    counts (P, M) how often each of its P = R*C cells (row-major) showed each -> hud_tiles (M', 64), commonest
+    first, and allowed (R, C, M') bool. A cell may show the tiles it showed at least `min_count` times, and
+    those of every cell that shares one of its non-uniform tiles (a glyph) with it: digits then go with
+    digits, so the world number of a level never trained on is drawn from the clock's digits, while a
+    letter's cell keeps its letter. Blank (one-colour) tiles link nothing: every cell has some."""
+    tiles, counts = np.asarray(tiles, np.uint8), np.asarray(counts, np.int64)
+    if counts.shape != (grid[0] * grid[1], len(tiles)):
+        raise ValueError(f"hud_table: counts must be ({grid[0] * grid[1]}, {len(tiles)}), got {counts.shape}")
+    seen = counts >= min_count
+    seen[np.arange(len(seen)), counts.argmax(1)] = True           # every cell may at least show its commonest
+    root = np.arange(len(seen))                                   # union-find over cells sharing a glyph
+
+    def find(a: int) -> int:
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+    for m in np.flatnonzero(~(tiles == tiles[:, :1]).all(1)):
+        cells = np.flatnonzero(seen[:, m])
+        for c in cells[1:]:
+            root[find(c)] = find(cells[0])
+    groups = np.array([find(c) for c in range(len(seen))])
+    allowed = np.zeros_like(seen)
+    for g in np.unique(groups):
+        allowed[groups == g] = seen[groups == g].any(0)
+    keep = np.flatnonzero(allowed.any(0))
+    keep = keep[np.argsort(-counts[:, keep].sum(0), kind="stable")]
+    return tiles[keep], allowed[:, keep].reshape(grid[0], grid[1], len(keep))
