@@ -25,7 +25,7 @@ from tqdm import tqdm
 from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_frames
 from smbwm.models.palette import palette_index
 from smbwm.models.motion import HUD_ROWS
-from smbwm.models.tiles import TILE, TileBook, cell_hashes, frame_cells, hud_table
+from smbwm.models.tiles import TILE, TileBook, cell_hashes, frame_cells, hud_table, ink_masks
 from smbwm.models.world_model import FILES, TILES_FILE, WorldModel, add_to_checkpoint, resolve_checkpoint, to_model
 from smbwm.utils.checkpoint import CheckpointError
 
@@ -47,14 +47,18 @@ def frame_indices(frames: np.ndarray) -> np.ndarray:
     return palette_index(to_model(frames)).numpy().astype(np.uint8)
 
 
-def count_cells(paths: list[Path], every: int, hud_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every distinct cell of the sampled frames (K, 64), how often it was seen (K,), and how often each
-    of the first `hud_cells` cells of the grid (the HUD's) showed it (hud_cells, K)."""
+def count_cells(paths: list[Path], every: int, hud_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct cell of the sampled frames (K, 64), how often it was seen (K,), how often each of the
+    first `hud_cells` cells of the grid (the HUD's) showed it (hud_cells, K), and the share of episodes
+    whose last frame shows another glyph in each HUD cell than their first (hud_cells,)."""
     counts: dict[int, int] = {}
     first: dict[int, np.ndarray] = {}
     at_hud: list[dict[int, int]] = [{} for _ in range(hud_cells)]
+    changed = np.zeros(hud_cells, np.int64)
     for p in tqdm(paths, desc="count tiles", unit="episode"):
         grid = frame_cells(frame_indices(sampled_frames(p, every)))                  # (T, N, 64)
+        ink = ink_masks(grid[:, :hud_cells])                                          # (T, hud_cells)
+        changed += ink[-1] != ink[0]        # first and last frame: a sprite passing over the HUD is no change
         cells = grid.reshape(-1, 64)
         hashes, at, n = np.unique(cell_hashes(cells), return_index=True, return_counts=True)
         for h, i, k in zip(hashes.tolist(), at.tolist(), n.tolist()):
@@ -70,7 +74,7 @@ def count_cells(paths: list[Path], every: int, hud_cells: int) -> tuple[np.ndarr
     for c, seen in enumerate(at_hud):
         for h, k in seen.items():
             hud[c, slot[h]] = k
-    return np.stack([first[k] for k in keys]), np.array([counts[k] for k in keys], np.int64), hud
+    return np.stack([first[k] for k in keys]), np.array([counts[k] for k in keys], np.int64), hud, changed / len(paths)
 
 
 def heldout_figures(book: TileBook, paths: list[Path], every: int, max_diff: int) -> dict:
@@ -121,13 +125,17 @@ def main(argv=None) -> int:
     ap.add_argument("--min-count", type=int, default=20, help="keep cells seen at least this many times")
     ap.add_argument("--hud-min-count", type=int, default=20,
                     help="a HUD cell may show the tiles it showed at least this many times (and its kind's)")
+    ap.add_argument("--hud-static-share", type=float, default=0.02,
+                    help="a HUD cell whose glyph changes in at most this share of the episodes keeps its glyph in play")
     ap.add_argument("--hud-only", action="store_true",
                     help="keep the checkpoint's book and (re)count its HUD table alone on --data")
     ap.add_argument("--max-diff", type=int, default=16,
                     help="the snap's limit for the held-out figures (the `game` sampler's tile_snap)")
     args = ap.parse_args(argv)
-    if args.every < 1 or args.min_count < 1 or args.hud_min_count < 1 or not 0 <= args.max_diff <= 64:
-        sys.exit("error: --every, --min-count and --hud-min-count must be at least 1, --max-diff between 0 and 64")
+    if (args.every < 1 or args.min_count < 1 or args.hud_min_count < 1 or not 0 <= args.max_diff <= 64
+            or not 0 <= args.hud_static_share <= 1):
+        sys.exit("error: --every, --min-count and --hud-min-count must be at least 1, --max-diff between 0 and 64, "
+                 "--hud-static-share between 0 and 1")
 
     folder = resolve_checkpoint(args.checkpoint)
     if not (folder / FILES[2]).exists():
@@ -137,14 +145,17 @@ def main(argv=None) -> int:
         train = episode_paths(args.data)
         heldout = {d: episode_paths([d]) for d in args.heldout}
         grid = (HUD_ROWS // TILE, 256 // TILE)
-        tiles, counts, at_hud = count_cells(train, args.every, grid[0] * grid[1])
+        tiles, counts, at_hud, changed = count_cells(train, args.every, grid[0] * grid[1])
         shown = at_hud.any(0)
         hud_tiles, allowed = hud_table(tiles[shown], at_hud[:, shown], grid, args.hud_min_count)
+        static = (changed <= args.hud_static_share).reshape(grid)
         per_cell = allowed.sum(2)
         hud = {"hud_training_data": args.data, "hud_min_count": args.hud_min_count, "hud_tiles": len(hud_tiles),
                "hud_tiles_per_cell": {"min": int(per_cell.min()), "median": float(np.median(per_cell)),
-                                      "max": int(per_cell.max())}}
-        hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed))
+                                      "max": int(per_cell.max())},
+               "hud_static_share": args.hud_static_share, "hud_static_cells": int(static.sum()),
+               "hud_static_glyph_cells": int((static & (allowed & (ink_masks(hud_tiles) != 0)).any(2)).sum())}
+        hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed), torch.as_tensor(static))
         if args.hud_only:
             old = shipped_book(folder)
             book = TileBook(old.tiles, old.counts, *hud_tensors)

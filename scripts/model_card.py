@@ -246,6 +246,10 @@ def tile_book_section(ck: Path) -> str:
                f"those it shows at least {r['hud_min_count']} times and those of the cells that share a glyph with it "
                f"(digits go with digits, a letter's cell keeps its letter): {per['min']}-{per['max']} tiles per cell, "
                f"median {per['median']:.0f}. The HUD snap (`sampler.hud_snap`) picks among those only.")
+        if "hud_static_cells" in r:
+            hud += (f" {r['hud_static_cells']} of its cells, {r['hud_static_glyph_cells']} of them with a glyph, "
+                    f"are static (their glyph differs between the first and the last frame of at most "
+                    f"{100 * r['hud_static_share']:.0f} % of the training episodes): they keep the last frame's glyph.")
     if held:
         held = ("\n\nOn held-out real episodes (what the snap would repaint in the real game: mostly enemies drawn near "
                 "a background cell and blocks in a rarely seen step of their colour cycle):" + held)

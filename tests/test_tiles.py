@@ -16,7 +16,7 @@ from smbwm.data.episode import list_episodes, read_episode
 from smbwm.models.mario_sprite import find_mario
 from smbwm.models.palette import NES_PALETTE, palette_index
 from smbwm.models.sampler import SamplerConfig
-from smbwm.models.tiles import TileBook, cell_hashes, frame_cells, hud_table
+from smbwm.models.tiles import TileBook, cell_hashes, frame_cells, hud_table, ink_masks
 from smbwm.models.world_model import TILES_FILE, WorldModel, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
 
@@ -280,3 +280,30 @@ def test_hud_only_keeps_the_books_tiles_and_counts_the_hud_table_again(tiles_che
     done = build_tile_book(["--data", str(real_episodes), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x"),
                             "--hud-only"], cwd=tmp_path)
     assert done.returncode != 0 and "no tile book" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_static_hud_cell_keeps_the_glyph_of_the_frame_before(tiles_checkpoint, real_episodes):
+    """The script marks the cells whose glyph never changes within an episode (the world number, the
+    "x"), not the clock's. Given the frame before, a world number drawn as another digit, or as garbage
+    far from every tile, comes back as the one the last frame showed; without it, the digit stays."""
+    book = WorldModel.load(tiles_checkpoint)[0].tiles
+    static = book.hud_static.numpy()
+    assert static[3, 19] and static[3, 12] and static[2, 18] and not static[3, 28]
+    path = next(p for p in list_episodes(real_episodes) if "1-2" in p.name)
+    real = read_episode(path).frames[20]                              # "WORLD 1-2"
+    last = to_model(real[None])
+    other = real.copy()
+    other[24:32, 152:160] = real[24:32, 168:176]                      # the world number drawn as the level's "2"
+    assert not np.array_equal(other, real)
+    kept, _ = book.snap(to_model(other[None]), 16, rows=32)
+    assert np.array_equal(to_uint8(kept)[0], other)                   # a digit may show any digit
+    back, _ = book.snap(to_model(other[None]), 16, rows=32, last=last)
+    assert np.array_equal(to_uint8(back)[0], real)
+    garbage = real.copy()
+    garbage[24:32, 152:160] = np.array(NES_PALETTE, np.uint8)[np.random.default_rng(2).integers(len(NES_PALETTE), size=(8, 8))]
+    assert np.array_equal(to_uint8(book.snap(to_model(garbage[None]), 16, rows=32)[0])[0], garbage)
+    glyph = lambda f: ink_masks(frame_cells(palette_index(to_model(f[None])).numpy().astype(np.uint8)))[0]   # noqa: E731
+    held = to_uint8(book.snap(to_model(garbage[None]), 16, rows=32, last=last)[0])[0]
+    assert np.array_equal(glyph(held), glyph(real))                  # the "1" again, in the colours nearest the garbage
+    whole = to_uint8(book.snap(to_model(garbage[None]), 16, last=last)[0])[0]      # the whole-frame snap holds it too
+    assert np.array_equal(glyph(whole)[:128], glyph(real)[:128])

@@ -48,6 +48,14 @@ def frame_cells(idx: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(c, np.uint8).reshape(*lead, (h // TILE) * (w // TILE), CELL)
 
 
+def ink_masks(cells: np.ndarray) -> np.ndarray:
+    """(..., 64) palette indices -> (...) uint64, bit i set where pixel i differs from the cell's last pixel
+    (the font leaves a glyph's bottom row blank): the glyph apart from its colours, so "W" on the sky and
+    "W" on the underground's black are the same glyph."""
+    ink = np.asarray(cells) != np.asarray(cells)[..., -1:]
+    return np.ascontiguousarray(np.packbits(ink, axis=-1, bitorder="little")).view(np.uint64)[..., 0]
+
+
 def cell_hashes(cells: np.ndarray) -> np.ndarray:
     """(..., 64) uint8 -> (...) uint64, equal for equal cells (and, but for ~1 in 2^64, only for those).
     Each of a cell's 8 words is folded in through splitmix64's mixer: a plain weighted sum of the words
@@ -66,10 +74,11 @@ def cell_hashes(cells: np.ndarray) -> np.ndarray:
 class TileBook(nn.Module):
     """tiles (K, 64) palette indices (models.palette), counts (K,) how often real frames show each;
     optionally hud_tiles (M, 64) and hud_allowed (R, C, M) bool: which of them each cell of the HUD's R
-    rows and C columns of cells may show (hud_table)."""
+    rows and C columns of cells may show (hud_table); and hud_static (R, C) bool: the cells whose glyph
+    stays the same within a level (the words, the "x", the world number), which keep the last frame's."""
 
     def __init__(self, tiles: torch.Tensor, counts: torch.Tensor, hud_tiles: torch.Tensor | None = None,
-                 hud_allowed: torch.Tensor | None = None):
+                 hud_allowed: torch.Tensor | None = None, hud_static: torch.Tensor | None = None):
         super().__init__()
         if tiles.ndim != 2 or tiles.shape[1] != CELL or counts.shape != tiles.shape[:1] or len(tiles) == 0:
             raise ValueError(f"a tile book needs (K, {CELL}) tiles and (K,) counts, K > 0; "
@@ -87,6 +96,10 @@ class TileBook(nn.Module):
                                  f"a tile for every cell; got {tuple(hud_tiles.shape)} and {tuple(hud_allowed.shape)}")
             self.register_buffer("hud_tiles", hud_tiles.to(torch.uint8))
             self.register_buffer("hud_allowed", hud_allowed.to(torch.bool))
+        if hud_static is not None:
+            if hud_tiles is None or tuple(hud_static.shape) != tuple(hud_allowed.shape[:2]):
+                raise ValueError(f"tile book: hud_static needs a HUD table and its (R, C) shape; got {tuple(hud_static.shape)}")
+            self.register_buffer("hud_static", hud_static.to(torch.bool))
         self.hud_table = hud_tiles is not None
         self._index()
 
@@ -104,6 +117,12 @@ class TileBook(nn.Module):
         self._onehot = torch.as_tensor(self._one_hot(tiles)).to(self._dtype)
         self._memo: dict[int, tuple[int, int]] = {}
         self._tie = torch.log(self.counts.float().cpu()) * 1e-3      # among equally near tiles, the commoner
+        if self.hud_table:
+            self._hud_np = self.hud_tiles.cpu().numpy()                                      # (M, 64)
+            self._hud_ink = ink_masks(self._hud_np)                                          # (M,)
+            self._hud_allowed_np = self.hud_allowed.cpu().numpy().reshape(-1, len(self._hud_np))   # (R*C, M)
+            static = getattr(self, "hud_static", None)
+            self._hud_static_np = None if static is None else static.cpu().numpy().reshape(-1)  # (R*C,)
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -157,16 +176,19 @@ class TileBook(nn.Module):
 
     @torch.no_grad()
     def snap(self, frames: torch.Tensor, max_diff: int, marios: list | None = None,
-             rows: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+             rows: int | None = None, last: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
         Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
         as drawn. Where the book has a HUD table, the HUD's cells are snapped onto the tiles each may show.
-        `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped."""
+        `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped. `last` (B,3,240,256): the
+        frames before these; a static HUD cell (hud_static) that showed a glyph there shows it again, in
+        the colours nearest the drawing, however far the drawing has wandered."""
         hud_rows = self.hud_allowed.shape[0] * TILE if self.hud_table and frames.shape[3] == self.hud_allowed.shape[1] * TILE else 0
         if rows:                     # the HUD alone: its rows snapped as a frame of their own
             top = frames[:, :, :rows].contiguous()
             marios = marios if marios is not None else [[] for _ in range(len(frames))]
-            top, changed = self._snap_hud(top, max_diff, marios) if rows == hud_rows else self.snap(top, max_diff, marios)
+            top, changed = (self._snap_hud(top, max_diff, marios, last) if rows == hud_rows
+                            else self.snap(top, max_diff, marios))
             return torch.cat([top, frames[:, :, rows:]], 2), changed * rows / frames.shape[2]
         idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
         cells = frame_cells(idx)                                              # (B, N, 64)
@@ -180,22 +202,30 @@ class TileBook(nn.Module):
         ok = diff <= max_diff
         out, changed = _write_cells(frames, fi[ok], ci[ok], self._tiles_np[best[ok]])
         if hud_rows:
-            out, in_hud = self.snap(out, max_diff, marios, rows=hud_rows)
+            out, in_hud = self.snap(out, max_diff, marios, rows=hud_rows, last=last)
             changed = changed + in_hud
         return out, changed
 
-    def _snap_hud(self, top: torch.Tensor, max_diff: int, marios: list) -> tuple[torch.Tensor, np.ndarray]:
+    def _snap_hud(self, top: torch.Tensor, max_diff: int, marios: list,
+                  last: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The HUD rows (B,3,R*8,C*8): each cell onto the nearest tile the game shows in that cell (hud_allowed),
-        within max_diff pixels; on ties the commoner tile (the table is ordered by count)."""
+        within max_diff pixels; on ties the commoner tile (the table is ordered by count). A static cell
+        whose last frame showed one of its glyphs goes onto that glyph, at any distance."""
         cells = frame_cells(palette_index(top).cpu().numpy().astype(np.uint8))   # (B, P, 64)
-        allowed = self.hud_allowed.cpu().numpy().reshape(cells.shape[1], -1)    # (P, M)
-        same = (cells[:, :, None, :] == self.hud_tiles.cpu().numpy()[None, None]).sum(-1, dtype=np.int16)
-        same = np.where(allowed[None], same, -1)                                 # (B, P, M)
+        same = (cells[:, :, None, :] == self._hud_np[None, None]).sum(-1, dtype=np.int16)
+        allowed = np.broadcast_to(self._hud_allowed_np[None], same.shape)       # (B, P, M)
+        hold = np.zeros(same.shape[:2], bool)                                   # (B, P)
+        if last is not None and self._hud_static_np is not None:
+            before = frame_cells(palette_index(last[:, :, :top.shape[2]]).cpu().numpy().astype(np.uint8))
+            glyph = allowed & (self._hud_ink[None, None] == ink_masks(before)[..., None])   # the last frame's glyph
+            hold = self._hud_static_np[None] & glyph.any(-1)
+            allowed = np.where(hold[..., None], glyph, allowed)
+        same = np.where(allowed, same, -1)
         best = same.argmax(-1)
         diff = CELL - np.take_along_axis(same, best[..., None], -1)[..., 0]
-        todo = (diff > 0) & (diff <= max_diff) & ~_near_mario(marios, top.shape[2], top.shape[3])
+        todo = (diff > 0) & ((diff <= max_diff) | hold) & ~_near_mario(marios, top.shape[2], top.shape[3])
         fi, ci = np.nonzero(todo)
-        return _write_cells(top, fi, ci, self.hud_tiles.cpu().numpy()[best[fi, ci]])
+        return _write_cells(top, fi, ci, self._hud_np[best[fi, ci]])
 
 
 def _near_mario(marios: list, h: int, w: int) -> np.ndarray:

@@ -117,9 +117,9 @@ class WorldModel(nn.Module):
         if (sampler.tile_snap > 0 or sampler.hud_snap > 0 or sampler.display_snap > 0) and self.tiles is not None:
             t4 = time.perf_counter()
             if sampler.tile_snap > 0:
-                full, _ = self.tiles.snap(full, sampler.tile_snap, centres)
+                full, _ = self.tiles.snap(full, sampler.tile_snap, centres, last=last_full)
             elif sampler.hud_snap > 0:
-                full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS)
+                full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS, last=last_full)
             if sampler.display_snap > 0 and sampler.tile_snap == 0:
                 shown, _ = self.tiles.snap(full, sampler.display_snap, centres)
             times["tiles"] = (time.perf_counter() - t4) * 1e3
