@@ -62,6 +62,7 @@ def main() -> int:
     p.add_argument("--tile-snap", help="the player's --tile-snap (default: the preset's)")
     p.add_argument("--hud-snap", help="the player's --hud-snap (default: the preset's)")
     p.add_argument("--display-snap", help="the player's --display-snap (default: the preset's)")
+    p.add_argument("--camera-follow", help="the player's --camera-follow (default: the preset's)")
     p.add_argument("--reuse-deep", help="the player's --reuse-deep, or a comma list (one row each; default: the preset's)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
@@ -74,7 +75,8 @@ def main() -> int:
         + (["--threads", a.threads] if a.threads else []) + (["--sampler", a.sampler] if a.sampler else []) \
         + (["--mario-retries", a.mario_retries] if a.mario_retries else []) \
         + (["--tile-snap", a.tile_snap] if a.tile_snap else []) + (["--hud-snap", a.hud_snap] if a.hud_snap else []) \
-        + (["--display-snap", a.display_snap] if a.display_snap else [])
+        + (["--display-snap", a.display_snap] if a.display_snap else []) \
+        + (["--camera-follow", a.camera_follow] if a.camera_follow else [])
     results = []
     try:
         for mode in a.modes.split(","):

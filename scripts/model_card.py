@@ -33,6 +33,9 @@ def sampler_line(s: dict) -> str:
             noise += ", one without Mario after a frame without him " + ("once" if n == 1 else f"{n} times")
             if s.get("mario_rescue_steps"):
                 noise += f" while he has been gone for at most {s['mario_rescue_steps']} frames"
+    if s.get("camera_follow"):
+        noise += (f", a frame whose Mario the camera pushed back more than {s['camera_follow']} px drawn again with the camera"
+                  " moved by as much as he moved")
     if s.get("tile_snap"):
         noise += f", each frame's 8x8 cells snapped onto the tile book where at most {s['tile_snap']} of 64 pixels differ"
     elif s.get("hud_snap"):

@@ -1,6 +1,12 @@
 """The sampler's Mario check (SamplerConfig.mario_retries): a frame that loses or doubles the Mario its
-last frame showed is drawn again, the draw closest to one Mario is kept, per frame of a batch."""
+last frame showed is drawn again, the draw closest to one Mario is kept, per frame of a batch. And the
+camera that follows Mario (SamplerConfig.camera_follow): a frame whose Mario the camera pushed back is
+drawn again with the camera moved by only as much as he moved."""
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,7 +15,7 @@ from smbwm.data.episode import list_episodes, read_episode
 from smbwm.models.mario_sprite import game_mario_position
 from smbwm.models import world_model as wm
 from smbwm.models.denoiser import DenoiserConfig
-from smbwm.models.mario_sprite import count_marios
+from smbwm.models.mario_sprite import count_marios, find_mario, mario_centres
 from smbwm.models.motion import area_downsample
 from smbwm.models.sampler import SamplerConfig
 from smbwm.models.upsampler import UpsamplerConfig
@@ -141,3 +147,69 @@ def test_lost_steps_count_the_frames_in_a_row_without_mario():
     lost = np.array([0, 3, 7])
     assert list(wm.count_lost_steps(lost, np.array([1, 0, 2]))) == [0, 4, 0]
     assert wm.count_lost_steps(lost, None) is lost              # the sampler did not count: nothing known
+
+
+def test_the_game_camera_never_pushes_mario_back_further_than_camera_follow_allows(real_episodes):
+    """camera_follow's premise, seen by the detector the sampler uses, on real emulator episodes: wherever
+    the camera scrolls right, the one Mario stands no more than 4 px (the documented setting,
+    `--camera-follow 4`) left of where he stood the step before."""
+    limit, pushes = 4, []
+    for path in list_episodes(real_episodes):
+        ep = read_episode(path)
+        shown, xs, _ = find_mario(ep.frames)
+        scroll = np.diff(ep.info["camera_x"].astype(int))
+        steps = np.flatnonzero((scroll > 0) & (scroll < 64) & shown[:-1] & shown[1:])
+        pushes += list(xs[steps] - xs[steps + 1])
+    assert len(pushes) > 50                             # the scripted runner scrolls the screen often
+    assert max(pushes) <= limit
+
+
+def _follow_setup(real_episodes, monkeypatch, head_scroll: int):
+    """The untrained model (it draws the scroll-shifted last frame) on a real frame with Mario, its
+    scroll head made to say `head_scroll`: the camera moves the whole picture, Mario with it."""
+    frames = _mario_and_sky(real_episodes)[:1]
+    model = _model()
+    obs, full, act, past, _ = _inputs(frames)
+    monkeypatch.setattr(model.denoiser, "predict_scroll", lambda *a: torch.full((1,), head_scroll, dtype=torch.long))
+    return model, obs, full, act, past, mario_centres(frames)[0][0]
+
+
+def test_a_frame_whose_mario_the_camera_pushed_back_is_drawn_with_the_camera_following_him(real_episodes, monkeypatch):
+    model, obs, full, act, past, (x, y) = _follow_setup(real_episodes, monkeypatch, 8)
+    outs = {follow: model.step(obs, full, act, past, SamplerConfig(num_steps=2, camera_follow=follow),
+                               generator=torch.Generator().manual_seed(3)) for follow in (0, 4)}
+    assert int(outs[0].scroll[0]) == 8 and outs[0].redraws == 0 and "camera_follow" not in outs[0].timings_ms
+    assert mario_centres(wm.to_uint8(outs[0].full))[0][0][0] == x - 8          # pushed back with the picture
+    # the camera moved 8 px, Mario 8 px less: drawn again with the camera moved by Mario's 0
+    assert int(outs[4].scroll[0]) == 0 and outs[4].redraws == 1 and "camera_follow" in outs[4].timings_ms
+    assert mario_centres(wm.to_uint8(outs[4].full))[0] == [(x, y)]
+
+
+def test_a_push_within_the_bound_a_forced_camera_and_a_frame_without_mario_stay_as_drawn(real_episodes, monkeypatch):
+    sampler = SamplerConfig(num_steps=2, camera_follow=4)
+    model, obs, full, act, past, (x, _) = _follow_setup(real_episodes, monkeypatch, 4)
+    out = model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(3))
+    assert int(out.scroll[0]) == 4 and out.redraws == 0                           # 4 px: the game does that
+    forced = model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(3),
+                        scroll=torch.tensor([8]))
+    assert int(forced.scroll[0]) == 8 and forced.redraws == 0                      # evaluation's real scrolls
+    sky = _mario_and_sky(real_episodes)[1:]
+    obs, full, act, past, _ = _inputs(sky)
+    monkeypatch.setattr(model.denoiser, "predict_scroll", lambda *a: torch.full((1,), 8, dtype=torch.long))
+    out = model.step(obs, full, act, past, sampler, generator=torch.Generator().manual_seed(3))
+    assert int(out.scroll[0]) == 8 and out.redraws == 0                            # nobody to follow
+
+
+def test_the_pushback_script_tables_the_game_and_the_detector(real_episodes, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "camera_pushback.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(real_episodes)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in done.stdout.splitlines() if line.startswith("| the ")}
+    ram, seen = rows["the game's RAM (x_pos - camera_x)"], rows["the Mario detector"]
+    assert int(ram[0]) > 50 and int(seen[0]) > 50                   # steps where the camera scrolls right
+    assert seen[4].startswith("0.00 %")                                  # never 5 px or more back: camera_follow 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = subprocess.run([sys.executable, str(script), "--data", str(empty)], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no episodes" in bad.stderr

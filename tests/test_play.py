@@ -94,6 +94,7 @@ def test_action_file_and_flag_errors(tmp_path):
     for argv, msg in ((["--real", "--compare"], "exclude"), (["--headless"], "--out"), (["--fps", "0"], "--fps"),
                       (["--level", "9-9"], "--level"), (["--headless", "--out", "x", "--actions", "nope"], "no such file"),
                       (["--mario-retries", "-1"], "--mario-retries"), (["--tile-snap", "65"], "--tile-snap"), (["--hud-snap", "-2"], "--hud-snap"), (["--display-snap", "65"], "--display-snap"),
+                      (["--camera-follow", "-1"], "--camera-follow"),
                       (["--reuse-deep", "-1"], "--reuse-deep"),
                       (["--lost-end-steps", "-1"], "--lost-end-steps")):
         with pytest.raises(PlayError, match=msg):
@@ -215,12 +216,12 @@ def test_dream_records_a_valid_episode(tiny, spawn_dir, tmp_path):
     rec = tmp_path / "rec"
     argv = [*tiny, "--spawn", spawn_dir, "--headless", "--frames", 5, "--actions", "random",
             "--seed", 3, "--out", tmp_path / "out", "--record", rec, "--mario-retries", 1, "--tile-snap", 7, "--hud-snap", 5,
-            "--display-snap", 9, "--reuse-deep", 2]
+            "--display-snap", 9, "--camera-follow", 6, "--reuse-deep", 2]
     assert play(*argv) == 0
     stats = json.loads((tmp_path / "out" / "play_stats.json").read_text())
     assert stats["reuse_deep"] == 2 and stats["mario_retries"] == 1 and stats["mario_rescue"] == load_sampler().mario_rescue
     assert stats["mario_rescue_steps"] == load_sampler().mario_rescue_steps and stats["tile_snap"] == 7 and stats["hud_snap"] == 5
-    assert stats["display_snap"] == 9
+    assert stats["display_snap"] == 9 and stats["camera_follow"] == 6
     [path] = list_episodes(rec)
     ep = read_episode(path)
     assert ep.attrs["source"] == "dream/human" and ep.attrs["denoising_steps"] >= 1 and len(ep) == 5

@@ -46,7 +46,7 @@ class WorldModelEnv(gym.Env):
                  report_timings: bool = True, precision: str = "fp32", compile: bool = False,
                  backend: str = "torch", mario_retries: int | None = None, end_episodes: bool = True,
                  tile_snap: int | None = None, lost_end_steps: int = 60, reuse_deep: int | None = None,
-                 hud_snap: int | None = None, display_snap: int | None = None):
+                 hud_snap: int | None = None, display_snap: int | None = None, camera_follow: int | None = None):
         self.device = pick_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
         model, self.meta = WorldModel.load(self.checkpoint, self.device)
@@ -68,6 +68,8 @@ class WorldModelEnv(gym.Env):
             self.sampler.hud_snap = int(hud_snap)
         if display_snap is not None:
             self.sampler.display_snap = int(display_snap)
+        if camera_follow is not None:
+            self.sampler.camera_follow = int(camera_follow)
         self.backend = apply_backend(self.model, backend, self.device, compile, self.sampler.reuse_deep)
         if self.backend == "openvino":
             self.amp = None     # bf16 inside OpenVINO costs no conversions at the graph's edges, unlike autocast

@@ -33,6 +33,7 @@ class PlayConfig:
     tile_snap: int | None = None       # cells snapped onto the tile book within this many pixels (None: the preset's)
     hud_snap: int | None = None        # the HUD's cells alone snapped so (None: the preset's)
     display_snap: int | None = None    # the shown frame snapped so, the dream going on as drawn (None: the preset's)
+    camera_follow: int | None = None   # a frame whose Mario the camera pushed back more than this many px redrawn (None: the preset's)
     end_episodes: bool = True          # the checkpoint's end model ends the dream where the game would (death, flag)
     lost_end_steps: int = 60           # the dream ends after this many frames in a row without Mario (0: never)
     compile: bool = False              # torch.compile the model (faster frames, slower start)
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display-snap", type=int, dest="display_snap",
                    help="the same snap of the whole frame for the frame shown only: the dream goes on from the frame as "
                         "drawn, e.g. 16 (default: the --sampler preset's, 0: show the frames as drawn)")
+    p.add_argument("--camera-follow", type=int, dest="camera_follow",
+                   help="a frame whose Mario stands more than this many pixels left of the last frame's while the camera "
+                        "scrolled right (the game's camera never pushes him back) is drawn again with the camera moved "
+                        "by as much as he moved, e.g. 4 (default: the --sampler preset's, 0: off)")
     p.add_argument("--no-end", action="store_false", dest="end_episodes",
                    help="the dream never ends an episode (by default the checkpoint's end model ends it where the "
                         "game would: Mario touches an enemy, falls, or takes the flag; then play starts again)")
@@ -150,6 +155,8 @@ def validate(cfg: PlayConfig) -> None:
     for flag, v in (("--tile-snap", cfg.tile_snap), ("--hud-snap", cfg.hud_snap), ("--display-snap", cfg.display_snap)):
         if v is not None and not 0 <= v <= 64:
             raise PlayError(f"{flag} must be between 0 and 64 (pixels of an 8x8 cell), got {v}")
+    if cfg.camera_follow is not None and cfg.camera_follow < 0:
+        raise PlayError(f"--camera-follow must be >= 0 (pixels; 0: off), got {cfg.camera_follow}")
     if cfg.lost_end_steps < 0:
         raise PlayError(f"--lost-end-steps must be >= 0 (0: never), got {cfg.lost_end_steps}")
     if cfg.headless:

@@ -36,6 +36,7 @@ def make_dream(cfg: PlayConfig) -> Any:
                                  sampler=cfg.sampler, max_episode_steps=UNLIMITED, compile=cfg.compile,
                                  backend=cfg.backend, mario_retries=cfg.mario_retries, reuse_deep=cfg.reuse_deep,
                                  tile_snap=cfg.tile_snap, hud_snap=cfg.hud_snap, display_snap=cfg.display_snap,
+                                 camera_follow=cfg.camera_follow,
                                  end_episodes=cfg.end_episodes,
                                  lost_end_steps=cfg.lost_end_steps)
     except mod.CheckpointError as e:

@@ -174,7 +174,8 @@ def summarize(log: RunLog, cfg: PlayConfig, session: Session) -> dict[str, Any]:
         "timings_ms_median": med,
         "denoising_steps": session.denoising_steps,
         **{k: getattr(getattr(session.dream, "sampler", None), k, None)
-           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "display_snap", "prior_fill", "reuse_deep")},
+           for k in ("mario_retries", "mario_rescue", "mario_rescue_steps", "tile_snap", "hud_snap", "display_snap",
+                     "camera_follow", "prior_fill", "reuse_deep")},
         "backend": getattr(session.dream, "backend", None),     # what ran the networks (auto resolved)
         "precision": getattr(session.dream, "precision", None),
         "device": str(getattr(session.dream, "device", "cpu")),

@@ -38,6 +38,11 @@ class SamplerConfig:
     # has lost him for good, every frame would otherwise be drawn 1 + mario_rescue times and play slows
     # down. The caller counts the frames (WorldModel.step's lost_steps; the env and Rollout do).
     mario_rescue_steps: int = 0
+    # The game's camera follows Mario and never pushes him back (it scrolls by as much as he runs, and not
+    # while he stands at a wall). A frame whose one Mario stands further left than the last frame's by more
+    # than this many pixels while the camera scrolled right (he ran into a wall the scroll head ran past)
+    # is drawn again with the camera moved by only as much as he moved (0: off).
+    camera_follow: int = 0
     # Snap each drawn frame onto the checkpoint's tile book (models.tiles): an 8x8 cell that differs from
     # the nearest 8x8 patch the real game shows often in at most this many of its 64 pixels becomes that
     # patch. 0 (or a checkpoint without a book): frames as drawn.

@@ -7,6 +7,7 @@ being pressed now) and the 3 past scrolls:
      next_low = prior_low + residual
   3. next_full = upsampler(shift(last full frame, k), next_low)
   4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
+     or whose Mario the camera pushed back (then with the camera moved by as much as he moved)
   5. if the sampler asks for it and the checkpoint has a tile book, cells snapped onto the real game's tiles
      (the whole frame, or only the HUD's)
   6. if the checkpoint has an end model, P(the game would end the episode with this step)
@@ -99,6 +100,7 @@ class WorldModel(nn.Module):
         dev = obs.device
         times, t0 = {}, time.perf_counter()
         with autocast(dev, amp_dtype):
+            follow = scroll is None and sampler.camera_follow > 0        # a forced camera stays as forced
             if scroll is None:
                 scroll = self.denoiser.predict_scroll(obs, act, past_scroll)
             low = self.denoiser.sample_next(obs, act, scroll, sampler, generator)
@@ -113,6 +115,13 @@ class WorldModel(nn.Module):
                                                                   generator, lost_steps)
                 marios = np.array([len(c) for c in centres], np.int64)
                 times["mario_check"] = (time.perf_counter() - t2) * 1e3
+            if follow:
+                t5 = time.perf_counter()
+                centres = centres if centres is not None else mario_centres(to_uint8(full))
+                low, full, scroll, followed = self._follow_mario(low, full, obs, last_full, act, scroll, sampler,
+                                                                 generator, centres)
+                redraws += followed
+                times["camera_follow"] = (time.perf_counter() - t5) * 1e3
         shown = None
         if (sampler.tile_snap > 0 or sampler.hud_snap > 0 or sampler.display_snap > 0) and self.tiles is not None:
             t4 = time.perf_counter()
@@ -172,6 +181,34 @@ class WorldModel(nn.Module):
                     centres[idx[j]] = centres2[j]
             redraws += len(idx)
         return low, full, redraws, centres
+
+    def _follow_mario(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
+                      act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
+                      centres: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Draw again the frames of the batch whose one Mario the camera pushed back: he stands more than
+        sampler.camera_follow pixels left of the last frame's one Mario while the camera scrolled right. The
+        redraw moves the camera by as much as Mario moved (the scroll less the push, at least 0), and is kept
+        where it shows one Mario. `centres` (updated in place): each frame's Marios (mario_centres). Returns
+        the frames, the scrolls and how many frames were drawn again."""
+        k = scroll.cpu().numpy()
+        cand = np.flatnonzero((k > 0) & np.array([len(c) == 1 for c in centres]))
+        if len(cand) == 0:
+            return low, full, scroll, 0
+        before = mario_centres(to_uint8(last_full[torch.as_tensor(cand, device=last_full.device)]))
+        push = np.array([b[0][0] - centres[j][0][0] if len(b) == 1 else 0.0 for j, b in zip(cand, before)])
+        pushed = push > sampler.camera_follow
+        if not pushed.any():
+            return low, full, scroll, 0
+        idx = cand[pushed]
+        i = torch.as_tensor(idx, device=obs.device)
+        k2 = torch.as_tensor(np.maximum(k[idx] - np.round(push[pushed]), 0), dtype=scroll.dtype, device=scroll.device)
+        low2 = self.denoiser.sample_next(obs[i], act[i], k2, sampler, generator)
+        full2 = self.upsampler(self.shift_full(last_full[i], k2, sampler.prior_fill), low2, generator=generator).float()
+        low, full, scroll = low.clone(), full.clone(), scroll.clone()
+        for n, (j, found) in enumerate(zip(idx, mario_centres(to_uint8(full2)))):
+            if len(found) == 1:
+                low[j], full[j], scroll[j], centres[j] = low2[n].to(low.dtype), full2[n], k2[n], found
+        return low, full, scroll, len(idx)
 
     def shift_full(self, frames: torch.Tensor, scroll: torch.Tensor, fill: str = "") -> torch.Tensor:
         """The upsampler's prior: full-res frames (B,3,240,256) moved by the scroll, revealed strip
