@@ -219,17 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     sets = {"real frames": test}
+    den_file = folder / FILES[0]           # drawn windows are reused only for the same weights
+    weights = {"checkpoint": str(den_file.resolve()), "mtime_ns": den_file.stat().st_mtime_ns}
     if args.drawn_windows:
-        p = {"checkpoint": str(folder.resolve()), "episodes": str(Path(test_dir).resolve()), "windows": args.eval_windows,
-             "sampler": args.sampler}
+        p = {**weights, "episodes": str(Path(test_dir).resolve()), "windows": args.eval_windows, "sampler": args.sampler}
         sets["drawn frames"] = cached_drawn(cache and cache / "test_drawn.npz",
                                             lambda: draw_windows(model, test, c, sampler_cfg, seed=1), p)
     before = {name: held_out_accuracy(model, w) for name, w in sets.items()}
     print("held out before:", json.dumps(before))
     drawn = None
     if args.drawn_windows:
-        p = {"checkpoint": str(folder.resolve()), "episodes": str(Path(args.data).resolve()), "windows": args.drawn_windows,
-             "steps": args.drawn_steps, "sampler": args.sampler}
+        p = {**weights, "episodes": str(Path(args.data).resolve()), "max_episodes": args.max_episodes,
+             "windows": args.drawn_windows, "steps": args.drawn_steps, "sampler": args.sampler}
         drawn = cached_drawn(cache and cache / "train_drawn.npz", lambda: draw_windows(
             model, real_windows(train_eps, c + args.drawn_steps, args.drawn_windows, seed=2), c, sampler_cfg, seed=3), p)
     sampler = SegmentSampler(train_eps, c, seed=1)
