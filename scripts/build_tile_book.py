@@ -2,8 +2,10 @@
 
 Counts the 8x8 cells of the screen grid over every `--every`-th frame of the training episodes and
 keeps those seen at least `--min-count` times; and, for each cell of the HUD, which tiles it shows
-(models.tiles.hud_table: the HUD snap picks among those only); `--hud-only` keeps the checkpoint's
-book and counts its HUD table alone. With `--heldout`, it also reports how many cells of
+(models.tiles.hud_table: the HUD snap picks among those only); and, from the episodes' info `time`,
+the game's clock (models.hud_clock: where its digits are, what each looks like, steps per tick), which
+the HUD snap then runs. `--hud-only` keeps the checkpoint's book and counts its HUD table and clock
+alone; `--clock-only` keeps its HUD table too and learns the clock alone. With `--heldout`, it also reports how many cells of
 held-out real frames the book holds, and how much of those real frames the snap would change (it
 should change almost nothing: what it changes there, it would also change in the dream). The book
 goes into the checkpoint folder (tiles.safetensors, `tiles` in model.json), the figures into
@@ -22,7 +24,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_frames
+from smbwm.data.episode import EpisodeError, episode_length, list_episodes, read_episode, read_frames
+from smbwm.models.hud_clock import learn_clock, steps_per_tick
 from smbwm.models.palette import palette_index
 from smbwm.models.motion import HUD_ROWS
 from smbwm.models.tiles import TILE, TileBook, cell_hashes, frame_cells, hud_table, ink_masks
@@ -45,6 +48,40 @@ def sampled_frames(path: Path, every: int) -> np.ndarray:
 def frame_indices(frames: np.ndarray) -> np.ndarray:
     """(T, 240, 256, 3) uint8 -> (T, 240, 256) uint8 palette indices."""
     return palette_index(to_model(frames)).numpy().astype(np.uint8)
+
+
+def episode_times(path: Path) -> np.ndarray | None:
+    """The game's clock at every frame of an episode (info `time`), None where the episode has none."""
+    t = read_episode(path, frames=False).info.get("time")
+    return None if t is None else np.asarray(t, np.int64)
+
+
+def learn_game_clock(paths: list[Path], hud_cells: int, max_episodes: int = 40):
+    """The game's clock (models.hud_clock.ClockSpec) from the HUD glyphs of the frames of at most
+    `max_episodes` episodes spread over `paths` (some thousand frames show every digit) and their `time`;
+    exits with one line where the episodes cannot show it. Only frames whose step left `time` as it was
+    teach a glyph: the screen shows a tick one step after the game's memory."""
+    inks, times, all_times = [], [], []
+    for p in tqdm(paths[::max(1, len(paths) // max_episodes)], desc="clock", unit="episode"):
+        t = episode_times(p)
+        if t is None:
+            continue
+        steady = np.flatnonzero(t[1:] == t[:-1]) + 1
+        frames = read_frames(p, steady.tolist())
+        inks.append(ink_masks(frame_cells(frame_indices(frames))[:, :hud_cells]))
+        times.append(t[steady])
+        all_times.append(t)
+    try:
+        if not inks:
+            raise ValueError("no episode has the game's `time` in its info")
+        return learn_clock(np.concatenate(inks), np.concatenate(times), steps_per_tick(all_times))
+    except ValueError as e:
+        sys.exit(f"error: the game's clock: {e}")
+
+
+def clock_tensors(clock) -> dict:
+    return {"clock_cells": torch.as_tensor(clock.cells), "clock_inks": torch.as_tensor(clock.inks.view(np.int64)),
+            "clock_steps": torch.tensor([clock.steps])}
 
 
 def count_cells(paths: list[Path], every: int, hud_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -128,7 +165,9 @@ def main(argv=None) -> int:
     ap.add_argument("--hud-static-share", type=float, default=0.02,
                     help="a HUD cell whose glyph changes in at most this share of the episodes keeps its glyph in play")
     ap.add_argument("--hud-only", action="store_true",
-                    help="keep the checkpoint's book and (re)count its HUD table alone on --data")
+                    help="keep the checkpoint's book and (re)count its HUD table and clock alone on --data")
+    ap.add_argument("--clock-only", action="store_true",
+                    help="keep the checkpoint's book and HUD table and learn the game's clock alone on --data")
     ap.add_argument("--max-diff", type=int, default=16,
                     help="the snap's limit for the held-out figures (the `game` sampler's tile_snap)")
     args = ap.parse_args(argv)
@@ -136,6 +175,8 @@ def main(argv=None) -> int:
             or not 0 <= args.hud_static_share <= 1):
         sys.exit("error: --every, --min-count and --hud-min-count must be at least 1, --max-diff between 0 and 64, "
                  "--hud-static-share between 0 and 1")
+    if args.hud_only and args.clock_only:
+        sys.exit("error: --hud-only and --clock-only: give one (--hud-only learns the clock too)")
 
     folder = resolve_checkpoint(args.checkpoint)
     if not (folder / FILES[2]).exists():
@@ -145,6 +186,23 @@ def main(argv=None) -> int:
         train = episode_paths(args.data)
         heldout = {d: episode_paths([d]) for d in args.heldout}
         grid = (HUD_ROWS // TILE, 256 // TILE)
+        clock = learn_game_clock(train, grid[0] * grid[1])
+        clock_report = {"clock_training_data": args.data, "clock_cells": clock.cells.tolist(),
+                        "clock_steps_per_tick": clock.steps}
+        if args.clock_only:
+            old = shipped_book(folder)
+            if not old.hud_table:
+                sys.exit(f"error: {folder}: its tile book has no HUD table to run a clock in (build one without --clock-only)")
+            book = TileBook(old.tiles, old.counts, old.hud_tiles, old.hud_allowed, getattr(old, "hud_static", None),
+                            **clock_tensors(clock))
+            report = {**load_report(folder), **clock_report}
+            print("\n".join(f"{k}: {v}" for k, v in clock_report.items()))
+            try:
+                written = add_to_checkpoint(folder, out, TILES_FILE, book.state_dict(), "tiles", {"count": len(book)}, report)
+            except CheckpointError as e:
+                sys.exit(f"error: {e}")
+            print(f"wrote the clock into {out / TILES_FILE} and {written}")
+            return 0
         tiles, counts, at_hud, changed = count_cells(train, args.every, grid[0] * grid[1])
         shown = at_hud.any(0)
         hud_tiles, allowed = hud_table(tiles[shown], at_hud[:, shown], grid, args.hud_min_count)
@@ -156,15 +214,17 @@ def main(argv=None) -> int:
                "hud_static_share": args.hud_static_share, "hud_static_cells": int(static.sum()),
                "hud_static_glyph_cells": int((static & (allowed & (ink_masks(hud_tiles) != 0)).any(2)).sum())}
         hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed), torch.as_tensor(static))
+        hud.update(clock_report)
         if args.hud_only:
             old = shipped_book(folder)
-            book = TileBook(old.tiles, old.counts, *hud_tensors)
+            book = TileBook(old.tiles, old.counts, *hud_tensors, **clock_tensors(clock))
             report = {**load_report(folder), **hud}
         else:
             keep = counts >= args.min_count
             if not keep.any():
                 sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
-            book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]), *hud_tensors)
+            book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]), *hud_tensors,
+                            **clock_tensors(clock))
             report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
                       "tiles": len(book), "distinct_cells_seen": int(len(counts)),
                       "training_cells_in_book": float(counts[keep].sum() / counts.sum()), **hud,

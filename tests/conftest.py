@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,12 @@ def compose(config_name: str, overrides: list[str]):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return _compose(config_name=config_name, overrides=overrides)
+
+
+def build_tile_book(args: list[str], cwd) -> subprocess.CompletedProcess:
+    """scripts/build_tile_book.py as a user runs it, from another directory (it imports the installed package)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_tile_book.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
 
 
 def run_collect(overrides: list[str]) -> dict:
@@ -64,4 +72,15 @@ def tiny_spawns(real_episodes, tmp_path_factory) -> Path:
     from dataset import main as dataset_main
     out = tmp_path_factory.mktemp("spawns")
     assert dataset_main(["spawn", str(real_episodes), str(out), "--count", "3"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiles_checkpoint(tiny_checkpoint, real_episodes, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a tile book (HUD table and clock) built from the real episodes."""
+    out = tmp_path_factory.mktemp("tiles_ck")
+    done = build_tile_book(["--data", str(real_episodes), "--heldout", str(real_episodes), "--checkpoint",
+                            str(tiny_checkpoint), "--out", str(out), "--every", "4", "--min-count", "1",
+                            "--hud-min-count", "1"], cwd=out)
+    assert done.returncode == 0, done.stderr[-2000:]
     return out

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, build_tile_book
 
 from smbwm.data.episode import list_episodes, read_episode
 from smbwm.models.mario_sprite import find_mario
@@ -19,12 +17,6 @@ from smbwm.models.sampler import SamplerConfig
 from smbwm.models.tiles import TileBook, cell_hashes, frame_cells, hud_table, ink_masks
 from smbwm.models.world_model import TILES_FILE, WorldModel, to_model, to_uint8
 from smbwm.utils.checkpoint import CheckpointError
-
-
-def build_tile_book(args: list[str], cwd) -> subprocess.CompletedProcess:
-    """The script as a user runs it, from another directory (it imports the installed package)."""
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_tile_book.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
 
 
 def real_frames(episodes) -> np.ndarray:
@@ -36,16 +28,6 @@ def book_of(frames: np.ndarray) -> TileBook:
     cells = frame_cells(palette_index(to_model(frames)).numpy().astype(np.uint8)).reshape(-1, 64)
     _, first, counts = np.unique(cell_hashes(cells), return_index=True, return_counts=True)
     return TileBook(torch.as_tensor(cells[first]), torch.as_tensor(counts))
-
-
-@pytest.fixture(scope="module")
-def tiles_checkpoint(tiny_checkpoint, real_episodes, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiles_ck")
-    done = build_tile_book(["--data", str(real_episodes), "--heldout", str(real_episodes), "--checkpoint",
-                            str(tiny_checkpoint), "--out", str(out), "--every", "4", "--min-count", "1",
-                            "--hud-min-count", "1"], cwd=out)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
 
 
 def test_the_script_writes_a_book_that_holds_its_frames_and_leaves_them_as_they_are(tiles_checkpoint, tiny_checkpoint,

@@ -99,6 +99,7 @@ class WorldModelEnv(gym.Env):
         self._mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
         self.spawn: Spawn | None = None
         self._frame: np.ndarray | None = None
+        self._clock: np.ndarray | None = None    # (1, 2) the HUD clock (models.hud_clock), where the book knows it
         self._window = None
 
     def _compile(self) -> None:
@@ -149,13 +150,18 @@ class WorldModelEnv(gym.Env):
         self._frame = np.array(s.full_res[-1])
         self._lost = count_lost_steps(np.zeros(1, np.int64), count_marios(self._frame[None]))
         self._spawn_shows_mario = self._lost[0] == 0
+        self._clock = self.model.start_clock(self._full)       # None: the checkpoint does not know the clock
         return self._frame.copy(), self._info({})
 
     def _info(self, timings: dict) -> dict:
         info = {"timings_ms": timings} if self.report_timings else {}
         return {**info, "step": self._t, "spawn": self.spawn.path.name if self.spawn and self.spawn.path else "",
-                "camera_x": self._camera, "x_pos": self._camera,
+                "camera_x": self._camera, "x_pos": self._camera, **self._time(),
                 "level": str(self.spawn.meta.get("level", "")) if self.spawn else ""}
+
+    def _time(self) -> dict:
+        """The HUD clock's value, as the game's info has it, where the dream runs one."""
+        return {} if self._clock is None or self._clock[0, 0] < 0 else {"time": int(self._clock[0, 0])}
 
     def step(self, action):
         if self.spawn is None:
@@ -165,7 +171,8 @@ class WorldModelEnv(gym.Env):
             raise ValueError(f"action must be a NES button byte 0..255, got {action!r}")
         acts = self._mh[self._acts + [a]][None].to(self.device)                     # (1, c, 6)
         out = self.model.step(self._obs, self._full, acts, self._scrolls, self.sampler, self.amp, self._gen,
-                              lost_steps=self._lost)
+                              lost_steps=self._lost, clock=self._clock)
+        self._clock = out.clock if out.clock is not None else self._clock
         marios = out.marios
         if marios is None and self._counts_lost():       # the sampler does not check Mario: count him here
             marios = count_marios(to_uint8(out.full))
@@ -187,6 +194,8 @@ class WorldModelEnv(gym.Env):
             reason = "end_model"
         elif self._counts_lost() and self._lost[0] >= self.lost_end_steps:
             reason = "mario_lost"
+        elif self.end_episodes and self._clock is not None and self._clock[0, 0] == 0:
+            reason = "time_up"           # the game takes a life when its clock runs out
         terminated = bool(reason)
         truncated = self._t >= self.max_episode_steps and not terminated
         return self._frame.copy(), float(k), terminated, truncated, {

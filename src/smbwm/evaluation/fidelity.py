@@ -86,13 +86,15 @@ class Rollout:
         last = to_model(full[:, c - 1], dev)
         past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
         lost = count_lost_steps(np.zeros(len(segs), np.int64), count_marios(full[:, c - 1]))
+        clock = self.model.start_clock(last)
         outs_full, outs_low, times, ends = [], [], [], []
         for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
-            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k, lost_steps=lost)
-            lost = count_lost_steps(lost, o.marios)
+            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k, lost_steps=lost,
+                                clock=clock)
+            lost, clock = count_lost_steps(lost, o.marios), o.clock
             obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)
             last = o.full
             past = torch.cat([past[:, 1:], o.scroll[:, None].long()], 1)

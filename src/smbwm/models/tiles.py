@@ -20,7 +20,8 @@ upsampler takes as its prior, so a clean frame stays clean.
 The HUD does not scroll, and each of its cells only ever shows a few tiles: a letter of "WORLD", the
 coin's "x", a digit or a blank. A book may also hold, per HUD cell, the tiles the game shows there
 (`hud_tiles`, `hud_allowed`); the HUD snap then picks among those only, so a faded "x" comes back as "x"
-instead of the blank it is nearest to, and a digit cell never turns into a letter.
+instead of the blank it is nearest to, and a digit cell never turns into a letter. A book with a HUD
+table may also know the game's clock (models.hud_clock): its cells then show the clock the caller runs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from smbwm.models.hud_clock import ClockSpec, digit_inks, read_clock
 from smbwm.models.mario_sprite import MARIO_WINDOW, mario_centres
 from smbwm.models.palette import NES_PALETTE, palette_index, palette_tensor
 from smbwm.utils.device import cpu_has_bf16
@@ -75,10 +77,14 @@ class TileBook(nn.Module):
     """tiles (K, 64) palette indices (models.palette), counts (K,) how often real frames show each;
     optionally hud_tiles (M, 64) and hud_allowed (R, C, M) bool: which of them each cell of the HUD's R
     rows and C columns of cells may show (hud_table); and hud_static (R, C) bool: the cells whose glyph
-    stays the same within a level (the words, the "x", the world number), which keep the last frame's."""
+    stays the same within a level (the words, the "x", the world number), which keep the last frame's;
+    and clock_cells (3,), clock_inks (10,) (uint64 glyphs stored as int64) and clock_steps (1,): the
+    game's clock (models.hud_clock.ClockSpec)."""
 
     def __init__(self, tiles: torch.Tensor, counts: torch.Tensor, hud_tiles: torch.Tensor | None = None,
-                 hud_allowed: torch.Tensor | None = None, hud_static: torch.Tensor | None = None):
+                 hud_allowed: torch.Tensor | None = None, hud_static: torch.Tensor | None = None,
+                 clock_cells: torch.Tensor | None = None, clock_inks: torch.Tensor | None = None,
+                 clock_steps: torch.Tensor | None = None):
         super().__init__()
         if tiles.ndim != 2 or tiles.shape[1] != CELL or counts.shape != tiles.shape[:1] or len(tiles) == 0:
             raise ValueError(f"a tile book needs (K, {CELL}) tiles and (K,) counts, K > 0; "
@@ -100,6 +106,19 @@ class TileBook(nn.Module):
             if hud_tiles is None or tuple(hud_static.shape) != tuple(hud_allowed.shape[:2]):
                 raise ValueError(f"tile book: hud_static needs a HUD table and its (R, C) shape; got {tuple(hud_static.shape)}")
             self.register_buffer("hud_static", hud_static.to(torch.bool))
+        self.clock: ClockSpec | None = None
+        clock = (clock_cells, clock_inks, clock_steps)
+        if any(t is not None for t in clock):
+            if hud_tiles is None or any(t is None for t in clock):
+                raise ValueError("tile book: a clock needs a HUD table and all of clock_cells, clock_inks, clock_steps")
+            self.clock = ClockSpec(clock_cells.cpu().numpy(), clock_inks.cpu().numpy().view(np.uint64)
+                                   if clock_inks.dtype == torch.int64 else clock_inks.cpu().numpy(),
+                                   int(clock_steps.reshape(-1)[0]))
+            if self.clock.cells.max() >= hud_allowed.shape[0] * hud_allowed.shape[1]:
+                raise ValueError(f"tile book: clock cell {int(self.clock.cells.max())} is outside the HUD")
+            self.register_buffer("clock_cells", torch.as_tensor(self.clock.cells))
+            self.register_buffer("clock_inks", torch.as_tensor(self.clock.inks.view(np.int64)))
+            self.register_buffer("clock_steps", torch.tensor([self.clock.steps], dtype=torch.int64))
         self.hud_table = hud_tiles is not None
         self._index()
 
@@ -126,6 +145,15 @@ class TileBook(nn.Module):
 
     def __len__(self) -> int:
         return len(self.tiles)
+
+    def read_clock(self, frames: torch.Tensor) -> np.ndarray | None:
+        """frames (B,3,240,256) in [-1,1] -> (B,) the value each frame's clock shows (-1: no digits there);
+        None if the book does not know the clock."""
+        if self.clock is None:
+            return None
+        rows = self.hud_allowed.shape[0] * TILE
+        return read_clock(ink_masks(frame_cells(palette_index(frames[:, :, :rows]).cpu().numpy().astype(np.uint8))),
+                          self.clock)
 
     def _one_hot(self, cells: np.ndarray) -> np.ndarray:
         """(N, 64) -> (N, 64*C) float32; a colour the book never uses matches nothing."""
@@ -176,18 +204,20 @@ class TileBook(nn.Module):
 
     @torch.no_grad()
     def snap(self, frames: torch.Tensor, max_diff: int, marios: list | None = None,
-             rows: int | None = None, last: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
+             rows: int | None = None, last: torch.Tensor | None = None,
+             clock: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """frames (B,3,240,256) in [-1,1] -> the snapped frames and, per frame, the share of cells changed.
         Cells around each Mario (models.mario_sprite.mario_centres; `marios` if the caller has them) stay
         as drawn. Where the book has a HUD table, the HUD's cells are snapped onto the tiles each may show.
         `rows`: only the cells of the top `rows` pixel rows (the HUD) are snapped. `last` (B,3,240,256): the
         frames before these; a static HUD cell (hud_static) that showed a glyph there shows it again, in
-        the colours nearest the drawing, however far the drawing has wandered."""
+        the colours nearest the drawing, however far the drawing has wandered. `clock` (B,) the values the
+        clock cells show (a book with a clock; models.hud_clock), -1: left to the snap."""
         hud_rows = self.hud_allowed.shape[0] * TILE if self.hud_table and frames.shape[3] == self.hud_allowed.shape[1] * TILE else 0
         if rows:                     # the HUD alone: its rows snapped as a frame of their own
             top = frames[:, :, :rows].contiguous()
             marios = marios if marios is not None else [[] for _ in range(len(frames))]
-            top, changed = (self._snap_hud(top, max_diff, marios, last) if rows == hud_rows
+            top, changed = (self._snap_hud(top, max_diff, marios, last, clock) if rows == hud_rows
                             else self.snap(top, max_diff, marios))
             return torch.cat([top, frames[:, :, rows:]], 2), changed * rows / frames.shape[2]
         idx = palette_index(frames).cpu().numpy().astype(np.uint8)             # (B, H, W)
@@ -202,15 +232,16 @@ class TileBook(nn.Module):
         ok = diff <= max_diff
         out, changed = _write_cells(frames, fi[ok], ci[ok], self._tiles_np[best[ok]])
         if hud_rows:
-            out, in_hud = self.snap(out, max_diff, marios, rows=hud_rows, last=last)
+            out, in_hud = self.snap(out, max_diff, marios, rows=hud_rows, last=last, clock=clock)
             changed = changed + in_hud
         return out, changed
 
-    def _snap_hud(self, top: torch.Tensor, max_diff: int, marios: list,
-                  last: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    def _snap_hud(self, top: torch.Tensor, max_diff: int, marios: list, last: torch.Tensor | None = None,
+                  clock: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The HUD rows (B,3,R*8,C*8): each cell onto the nearest tile the game shows in that cell (hud_allowed),
         within max_diff pixels; on ties the commoner tile (the table is ordered by count). A static cell
-        whose last frame showed one of its glyphs goes onto that glyph, at any distance."""
+        whose last frame showed one of its glyphs goes onto that glyph, at any distance; so does a clock
+        cell onto its digit of `clock`."""
         cells = frame_cells(palette_index(top).cpu().numpy().astype(np.uint8))   # (B, P, 64)
         same = (cells[:, :, None, :] == self._hud_np[None, None]).sum(-1, dtype=np.int16)
         allowed = np.broadcast_to(self._hud_allowed_np[None], same.shape)       # (B, P, M)
@@ -220,6 +251,16 @@ class TileBook(nn.Module):
             glyph = allowed & (self._hud_ink[None, None] == ink_masks(before)[..., None])   # the last frame's glyph
             hold = self._hud_static_np[None] & glyph.any(-1)
             allowed = np.where(hold[..., None], glyph, allowed)
+        if clock is not None and self.clock is not None:
+            runs = np.asarray(clock) >= 0
+            want = np.zeros(same.shape[:2], np.uint64)
+            want[:, self.clock.cells] = digit_inks(clock, self.clock)
+            forced = np.zeros(same.shape[:2], bool)
+            forced[:, self.clock.cells] = runs[:, None]
+            glyph = allowed & (self._hud_ink[None, None] == want[..., None])
+            forced &= glyph.any(-1)                # a level whose colours the table lacks keeps the snap's choice
+            hold = hold | forced
+            allowed = np.where(forced[..., None], glyph, allowed)
         same = np.where(allowed, same, -1)
         best = same.argmax(-1)
         diff = CELL - np.take_along_axis(same, best[..., None], -1)[..., 0]

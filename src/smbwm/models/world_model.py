@@ -9,7 +9,7 @@ being pressed now) and the 3 past scrolls:
   4. if the sampler asks for it, steps 2-3 again for a frame that loses or doubles the last frame's Mario
      or whose Mario the camera pushed back (then with the camera moved by as much as he moved)
   5. if the sampler asks for it and the checkpoint has a tile book, cells snapped onto the real game's tiles
-     (the whole frame, or only the HUD's)
+     (the whole frame, or only the HUD's), the HUD's clock counting down where the caller runs one
   6. if the checkpoint has an end model, P(the game would end the episode with this step)
 The checkpoint is a folder: denoiser.safetensors, upsampler.safetensors, model.json (and, optional,
 end_model.safetensors and tiles.safetensors).
@@ -26,6 +26,7 @@ from torch import nn
 
 from smbwm.models.denoiser import Denoiser, DenoiserConfig
 from smbwm.models.end_model import EndModel, EndModelConfig
+from smbwm.models.hud_clock import start_state, tick
 from smbwm.models.mario_sprite import count_marios, mario_centres
 from smbwm.models.motion import HUD_ROWS, apply_scroll
 from smbwm.models.sampler import SamplerConfig
@@ -64,6 +65,7 @@ class StepOutput:
     # (B, 3, 240, 256) the frame to show: `full` snapped onto the tile book (sampler.display_snap), or
     # `full` itself. The next step continues from `full`, so the snap never changes what the dream does.
     shown: torch.Tensor | None = None
+    clock: np.ndarray | None = None     # (B, 2) the HUD clock's states after this step (models.hud_clock), if run
 
     def __post_init__(self):
         if self.shown is None:
@@ -92,11 +94,13 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def step(self, obs: torch.Tensor, last_full: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor,
              sampler: SamplerConfig, amp_dtype: torch.dtype | None = None, generator=None,
-             scroll: torch.Tensor | None = None, lost_steps: np.ndarray | None = None) -> StepOutput:
+             scroll: torch.Tensor | None = None, lost_steps: np.ndarray | None = None,
+             clock: np.ndarray | None = None) -> StepOutput:
         """obs (B,context,3,60,64), last_full (B,3,240,256) in [-1,1]; act (B,context,6) multi-hot;
         past_scroll (B,context-1). `scroll` forces the camera scroll (evaluation with real scrolls).
         lost_steps (B,): drawn frames in a row, up to the last one, without Mario (count_lost_steps);
-        None rescues a lost Mario however long he has been gone (sampler.mario_rescue_steps needs it)."""
+        None rescues a lost Mario however long he has been gone (sampler.mario_rescue_steps needs it).
+        clock (B, 2): the HUD clock's states (start_clock); the HUD snap shows them one step on."""
         dev = obs.device
         times, t0 = {}, time.perf_counter()
         with autocast(dev, amp_dtype):
@@ -123,12 +127,17 @@ class WorldModel(nn.Module):
                 redraws += followed
                 times["camera_follow"] = (time.perf_counter() - t5) * 1e3
         shown = None
+        if clock is not None and self.tiles is not None and self.tiles.clock is not None:
+            clock = tick(clock, self.tiles.clock)
+        else:
+            clock = None
+        values = None if clock is None else clock[:, 0]
         if (sampler.tile_snap > 0 or sampler.hud_snap > 0 or sampler.display_snap > 0) and self.tiles is not None:
             t4 = time.perf_counter()
             if sampler.tile_snap > 0:
-                full, _ = self.tiles.snap(full, sampler.tile_snap, centres, last=last_full)
+                full, _ = self.tiles.snap(full, sampler.tile_snap, centres, last=last_full, clock=values)
             elif sampler.hud_snap > 0:
-                full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS, last=last_full)
+                full, _ = self.tiles.snap(full, sampler.hud_snap, centres, rows=HUD_ROWS, last=last_full, clock=values)
             if sampler.display_snap > 0 and sampler.tile_snap == 0:
                 shown, _ = self.tiles.snap(full, sampler.display_snap, centres)
             times["tiles"] = (time.perf_counter() - t4) * 1e3
@@ -138,7 +147,14 @@ class WorldModel(nn.Module):
             end = self.end_model.end_prob(last_full, full).cpu().numpy()
             times["end_model"] = (time.perf_counter() - t3) * 1e3
         times["total"] = (time.perf_counter() - t0) * 1e3
-        return StepOutput(low, full, scroll, times, redraws, marios, end, shown)
+        return StepOutput(low, full, scroll, times, redraws, marios, end, shown, clock)
+
+    def start_clock(self, first_full: torch.Tensor) -> np.ndarray | None:
+        """first_full (B,3,240,256): the real frames a dream starts from -> (B, 2) clock states for `step`
+        (the value each frame's clock shows, -1 where unreadable), or None: the tile book does not know
+        the game's clock."""
+        values = None if self.tiles is None else self.tiles.read_clock(first_full)
+        return None if values is None else start_state(values)
 
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
                        act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
