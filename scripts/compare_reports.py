@@ -38,6 +38,7 @@ FIGURES = (
     ("game_tiles_hud", "the game's tiles in the HUD (share of cells)", "share"),
     ("hud_labels", "the HUD's labels as the game's (share of cells and steps)", "share"),
     ("hud_labels_end", "the HUD's labels as the game's at the last step", "share"),
+    ("hud_clock", "the clock as the game's (share of steps while the game runs)", "share"),
 )
 # per-run figures compared window by window: (label, value of one run; higher is better)
 PAIRED = (
@@ -48,6 +49,7 @@ PAIRED = (
     ("near the game's Mario, steps 1-15", lambda r, cfg: r.get("near_early")),
     ("the game's tiles in the playfield", lambda r, cfg: r.get("game_tiles")),
     ("the HUD's labels as the game's", lambda r, cfg: r.get("hud_labels")),
+    ("the clock as the game's", lambda r, cfg: r.get("hud_clock")),
 )
 
 

@@ -138,17 +138,20 @@ def playability_table(report: dict) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.0f} %"                 # noqa: E731
     tiles = any("game_tiles" in p for _, _, p in rows)        # reports since the game_tiles figure
     labels = any("hud_labels" in p for _, _, p in rows)       # reports since the hud_labels figure
+    clock = any("hud_clock" in p for _, _, p in rows)         # reports since the hud_clock figure
     lines = ["| run | set | runs | Mario shown | two Marios or more | near the game's Mario, steps 1-15 | camera travel / game's (median) "
              "| travel within ±20 % | no stall > 15 steps | dream alive at the end (median death step) "
              "| sharpness / game's | PSNR at 1 / 15 / 45 / 150 steps (dB) |"
              + (" the game's 8x8 tiles: playfield / HUD (the game's frames) |" if tiles else "")
-             + (" HUD labels as the game's: all steps / last step |" if labels else ""),
-             "|---" * (12 + tiles + labels) + "|"]
+             + (" HUD labels as the game's: all steps / last step |" if labels else "")
+             + (" clock as the game's |" if clock else ""),
+             "|---" * (12 + tiles + labels + clock) + "|"]
     for what, name, p in rows:
         ps = " / ".join(fmt(v) for v in p.get("psnr_240x256", {}).values()) or "—"
         cells = (f" {pct(p.get('game_tiles'))} / {pct(p.get('game_tiles_hud'))} ({pct(p.get('game_tiles_real'))}) |"
                  if tiles else "")
         cells += f" {pct(p.get('hud_labels'))} / {pct(p.get('hud_labels_end'))} |" if labels else ""
+        cells += f" {pct(p.get('hud_clock'))} |" if clock else ""
         lines.append(f"| {what} | {name} | {p['runs']} | {pct(p['mario_shown'])} | {pct(p.get('mario_copies'))} "
                      f"| {pct(p.get('mario_near_early'))} "
                      f"| {fmt(p.get('camera_travel_ratio_median'))} | {pct(p.get('camera_travel_within_tolerance'))} "

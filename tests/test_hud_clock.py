@@ -57,6 +57,10 @@ def test_the_clock_ticks_every_few_steps_and_stops_at_zero():
     assert [s[0] for s in seen] == [2, 2, 1, 1, 1, 0, 0, 0, 0]
     assert all(s[1] == -1 for s in seen)                      # an unreadable clock stays unknown
     assert digit_inks(np.array([407]), spec).tolist() == [[5, 1, 8]]      # the game shows leading zeros
+    # from the last frames: where the screen's last tick shows, the next one comes `steps` steps after it
+    state = start_state(np.array([[301, 300, 300, 300], [300, 300, 300, 300]]), spec)
+    assert state.tolist() == [[300, 2], [300, 2]]             # ticks in 1 step; unseen: at least 3 frames ago
+    assert start_state(np.array([[301, 301, 300, 300]]), spec).tolist() == [[300, 1]]
 
 
 def test_learning_a_clock_from_frames_that_do_not_show_one_is_a_clear_error(real_episodes):
@@ -76,12 +80,29 @@ def test_the_dream_counts_the_clock_down_in_its_frames_and_info(tiles_checkpoint
     env = WorldModelEnv(tiles_checkpoint, spawn_dir=tiny_spawns, end_episodes=False)
     book = env.model.tiles
     frame, info = env.reset(seed=0, options={"spawn": 0})
-    start = info["time"]
-    assert start == int(book.read_clock(to_model(frame[None]))[0]) > 300
-    for t in range(1, 13):
+    times = [info["time"]]
+    assert times[0] == int(book.read_clock(to_model(frame[None]))[0]) > 300
+    for _ in range(12):
         frame, _, _, _, info = env.step(0x81)
-        assert info["time"] == start - t // 5
+        times.append(info["time"])
         assert int(book.read_clock(to_model(frame[None]))[0]) == info["time"]
+    ticks = np.flatnonzero(np.diff(times))
+    assert np.all(np.diff(times)[ticks] == -1) and len(ticks) >= 2 and np.all(np.diff(ticks) == 5)
+
+
+def test_a_dream_from_real_context_ticks_in_step_with_the_game(tiles_checkpoint, real_episodes):
+    """Open loop over real windows: the dream's clock shows what the game's own frames show, step by step."""
+    from smbwm.evaluation.fidelity import Rollout, pick_segments
+    from smbwm.models.sampler import SamplerConfig
+    model, _ = WorldModel.load(tiles_checkpoint)
+    c, steps = model.context, 12
+    segs = pick_segments(list_episodes(real_episodes), c + steps, 3, np.random.default_rng(1), "test")
+    dream, _, _ = Rollout(model, SamplerConfig(num_steps=1, hud_snap=16), "cpu", None, seed=0).run(segs, steps)
+    real = np.stack([s.frames[c:] for s in segs])                              # (B, steps, 240, 256, 3)
+    read = lambda f: model.tiles.read_clock(to_model(f.reshape(-1, 240, 256, 3))).reshape(len(segs), -1)  # noqa: E731
+    game = read(real)
+    assert (np.diff(game, axis=1) != 0).any()                                  # the game ticked in the windows
+    assert np.array_equal(read(dream), game)
 
 
 def test_the_dream_ends_the_episode_when_its_clock_runs_out(tiles_checkpoint, tiny_spawns):

@@ -9,7 +9,7 @@ import pytest
 
 from smbwm.data.episode import list_episodes, read_episode
 from smbwm.evaluation.playability import (HUD_LABEL_CELLS, PlayabilityConfig, Track, early_misses,
-                                          frame_playability, hud_labels_kept, summarise, track_figures)
+                                          frame_playability, hud_clock_kept, hud_labels_kept, summarise, track_figures)
 from smbwm.models.mario_sprite import count_marios, find_mario, game_mario_position
 
 
@@ -200,3 +200,21 @@ def test_hud_labels_count_what_a_player_reads_in_the_status_bar(real_episodes):
     run = track_figures(Track(np.concatenate([real[:1], dream]), real, xy), cfg)
     assert run["hud_labels"] == pytest.approx(kept.mean()) and run["hud_labels_end"] == pytest.approx((n - 2) / n)
     assert summarise([run, track_figures(Track(real, real, xy), cfg)], cfg)["hud_labels"] == pytest.approx((kept.mean() + 1) / 2)
+
+
+def test_the_clock_figure_counts_steps_whose_clock_is_the_games_while_the_game_runs(real_episodes):
+    """The game against itself keeps its clock; frames one step late miss exactly the steps at which the
+    game's clock has just ticked; steps after the game has ended are not scored."""
+    ep = _long_episode(real_episodes)
+    real = ep.frames
+    assert hud_clock_kept(real[1:], real).all()
+    late = real[:-1]                                                   # every frame one step late
+    kept = hud_clock_kept(late, real)
+    clock_changes = np.flatnonzero((real[1:, 24:32, 208:232] != real[:-1, 24:32, 208:232]).any((1, 2, 3)))
+    assert len(clock_changes) >= 2 and (~kept).sum() == len(clock_changes[clock_changes < len(late)])
+    assert len(hud_clock_kept(real[1:], real[:11])) == 10             # the game ended after 10 steps
+    cfg = PlayabilityConfig()
+    xy = game_mario_position(ep.info["x_pos"], ep.info["camera_x"], ep.info["y_pos"])
+    run = track_figures(Track(np.concatenate([real[:1], late]), real, xy), cfg)
+    assert run["hud_clock"] == pytest.approx(kept.mean())
+    assert summarise([run, track_figures(Track(real, real, xy), cfg)], cfg)["hud_clock"] == pytest.approx((kept.mean() + 1) / 2)

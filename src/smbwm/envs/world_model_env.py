@@ -150,7 +150,7 @@ class WorldModelEnv(gym.Env):
         self._frame = np.array(s.full_res[-1])
         self._lost = count_lost_steps(np.zeros(1, np.int64), count_marios(self._frame[None]))
         self._spawn_shows_mario = self._lost[0] == 0
-        self._clock = self.model.start_clock(self._full)       # None: the checkpoint does not know the clock
+        self._clock = self.model.start_clock(to_model(s.full_res, dev)[None])   # None: the book knows no clock
         return self._frame.copy(), self._info({})
 
     def _info(self, timings: dict) -> dict:

@@ -86,7 +86,7 @@ class Rollout:
         last = to_model(full[:, c - 1], dev)
         past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
         lost = count_lost_steps(np.zeros(len(segs), np.int64), count_marios(full[:, c - 1]))
-        clock = self.model.start_clock(last)
+        clock = self.model.start_clock(to_model(full[:, :c], dev))
         outs_full, outs_low, times, ends = [], [], [], []
         for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1

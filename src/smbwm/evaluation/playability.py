@@ -50,6 +50,20 @@ HUD_LABEL_CELLS = tuple([(2, c) for c in (*range(3, 8), *range(18, 23), *range(2
                         [(3, 12)] + [(3, c) for c in range(19, 22)])
 
 
+# The clock's three digits under TIME (models.hud_clock learns the same cells from the episodes).
+HUD_CLOCK_CELLS = ((3, 26), (3, 27), (3, 28))
+
+
+def hud_clock_kept(dream: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """dream (T, 240, 256, 3) steps 1..T, real (M+1, ...) steps 0..M -> (min(T, M),) per step while the game
+    runs, whether the dream's clock shows exactly what the game's frame shows (the game's clock stops
+    when it ends, so later steps are not scored)."""
+    m = min(len(dream), len(real) - 1)
+    d, r = np.asarray(dream)[:m], np.asarray(real)[1:m + 1]
+    return np.all([(d[:, 8 * y:8 * y + 8, 8 * x:8 * x + 8] == r[:, 8 * y:8 * y + 8, 8 * x:8 * x + 8]).all((1, 2, 3))
+                   for y, x in HUD_CLOCK_CELLS], axis=0)
+
+
 def hud_labels_kept(dream: np.ndarray, real: np.ndarray) -> np.ndarray:
     """dream (T, 240, 256, 3) steps 1..T, real (M+1, 240, 256, 3) steps 0..M (M may be < T: the game ended)
     -> (T,) the share of HUD_LABEL_CELLS the dream shows exactly as the game's frame of that step (its last
@@ -140,6 +154,7 @@ def track_figures(tr: Track, cfg: PlayabilityConfig, psnr_steps: list[int] | Non
         "sharpness_ratio": float(sharp_d.mean() / max(sharp_r.mean(), 1e-6)),
         "first_stall_step": int(np.argmax(stall_reached)) + 1 if stall_reached.any() else None,
         "hud_labels": float(labels.mean()), "hud_labels_end": float(labels[-1]),
+        "hud_clock": float(hud_clock_kept(tr.dream[1:], tr.real).mean()) if m else None,
     }
     if tr.dream_ends is not None:
         out["dream_end_step"] = int(np.argmax(tr.dream_ends)) + 1 if tr.dream_ends.any() else None
@@ -225,9 +240,10 @@ def summarise(runs: list[dict], cfg: PlayabilityConfig) -> dict:
         "alive_at_end": float(np.mean([m["alive_at_end"] for m in met])),
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in runs])),
     }
-    for k in ("game_tiles", "game_tiles_hud", "game_tiles_real", "hud_labels", "hud_labels_end"):
-        if k in runs[0]:
-            out[k] = float(np.mean([r[k] for r in runs]))
+    for k in ("game_tiles", "game_tiles_hud", "game_tiles_real", "hud_labels", "hud_labels_end", "hud_clock"):
+        scored = [r[k] for r in runs if r.get(k) is not None]
+        if scored:
+            out[k] = float(np.mean(scored))
     if "dream_end_step" in runs[0]:
         ended = [r for r in runs if r["dream_end_step"] is not None]
         game_ended = [r for r in runs if r["game_steps"] < r["steps"]]        # the game ended inside the run

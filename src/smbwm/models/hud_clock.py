@@ -87,9 +87,14 @@ def read_clock(inks: np.ndarray, spec: ClockSpec) -> np.ndarray:
     return np.where(match.any(-1).all(-1), value, -1)
 
 
-def start_state(values: np.ndarray) -> np.ndarray:
-    """(B,) clock values read from the first frames -> (B, 2) clock states (value, steps since the tick)."""
-    return np.stack([np.asarray(values, np.int64), np.zeros(len(values), np.int64)], 1)
+def start_state(values: np.ndarray, spec: ClockSpec | None = None) -> np.ndarray:
+    """values (B,) or (B, k): the clock read from the frame a dream starts from, or from its last k frames
+    -> (B, 2) clock states (value, steps since the tick). From k frames, the steps since the screen's
+    last tick are known where it shows in them, else at least k - 1: a dream ticks in step with the game."""
+    v = np.asarray(values, np.int64).reshape(len(values), -1)
+    run = (v[:, ::-1] == v[:, -1:]).cumprod(1).sum(1)               # frames at the end showing the last value
+    since = run - 1 if spec is None else np.minimum(run - 1, spec.steps - 1)
+    return np.stack([v[:, -1], since], 1)
 
 
 def tick(state: np.ndarray, spec: ClockSpec) -> np.ndarray:

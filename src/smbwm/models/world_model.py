@@ -149,12 +149,15 @@ class WorldModel(nn.Module):
         times["total"] = (time.perf_counter() - t0) * 1e3
         return StepOutput(low, full, scroll, times, redraws, marios, end, shown, clock)
 
-    def start_clock(self, first_full: torch.Tensor) -> np.ndarray | None:
-        """first_full (B,3,240,256): the real frames a dream starts from -> (B, 2) clock states for `step`
-        (the value each frame's clock shows, -1 where unreadable), or None: the tile book does not know
-        the game's clock."""
-        values = None if self.tiles is None else self.tiles.read_clock(first_full)
-        return None if values is None else start_state(values)
+    def start_clock(self, frames: torch.Tensor) -> np.ndarray | None:
+        """frames (B,3,240,256) or (B,k,3,240,256): the real frame(s) a dream starts from, the last one last
+        -> (B, 2) clock states for `step` (the last frame's clock, -1 where unreadable; with k frames, in
+        step with the game's ticks), or None: the tile book does not know the game's clock."""
+        if self.tiles is None or self.tiles.clock is None:
+            return None
+        seq = frames if frames.ndim == 5 else frames[:, None]
+        values = self.tiles.read_clock(seq.flatten(0, 1)).reshape(seq.shape[:2])
+        return start_state(values, self.tiles.clock)
 
     def _redraw_marios(self, low: torch.Tensor, full: torch.Tensor, obs: torch.Tensor, last_full: torch.Tensor,
                        act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig, generator,
