@@ -30,7 +30,7 @@ class ClockSpec:
 
     def __post_init__(self):
         self.cells = np.asarray(self.cells, np.int64).reshape(DIGITS)
-        self.inks = np.asarray(self.inks).astype(np.uint64).reshape(10)
+        self.inks = np.asarray(self.inks).astype(np.uint64).reshape(10)     # int64 as stored: the same bits
         if self.steps < 1 or len(np.unique(self.inks)) != 10:
             raise ValueError(f"a clock needs 10 distinct digit glyphs and >= 1 step per tick; got "
                              f"{len(np.unique(self.inks))} glyphs, {self.steps} steps")

@@ -111,9 +111,7 @@ class TileBook(nn.Module):
         if any(t is not None for t in clock):
             if hud_tiles is None or any(t is None for t in clock):
                 raise ValueError("tile book: a clock needs a HUD table and all of clock_cells, clock_inks, clock_steps")
-            self.clock = ClockSpec(clock_cells.cpu().numpy(), clock_inks.cpu().numpy().view(np.uint64)
-                                   if clock_inks.dtype == torch.int64 else clock_inks.cpu().numpy(),
-                                   int(clock_steps.reshape(-1)[0]))
+            self.clock = ClockSpec(clock_cells.cpu().numpy(), clock_inks.cpu().numpy(), int(clock_steps.reshape(-1)[0]))
             if self.clock.cells.max() >= hud_allowed.shape[0] * hud_allowed.shape[1]:
                 raise ValueError(f"tile book: clock cell {int(self.clock.cells.max())} is outside the HUD")
             self.register_buffer("clock_cells", torch.as_tensor(self.clock.cells))
@@ -252,11 +250,11 @@ class TileBook(nn.Module):
             hold = self._hud_static_np[None] & glyph.any(-1)
             allowed = np.where(hold[..., None], glyph, allowed)
         if clock is not None and self.clock is not None:
-            runs = np.asarray(clock) >= 0
+            running = np.asarray(clock) >= 0
             want = np.zeros(same.shape[:2], np.uint64)
             want[:, self.clock.cells] = digit_inks(clock, self.clock)
             forced = np.zeros(same.shape[:2], bool)
-            forced[:, self.clock.cells] = runs[:, None]
+            forced[:, self.clock.cells] = running[:, None]
             glyph = allowed & (self._hud_ink[None, None] == want[..., None])
             forced &= glyph.any(-1)                # a level whose colours the table lacks keeps the snap's choice
             hold = hold | forced
