@@ -152,6 +152,50 @@ def load_report(folder: Path) -> dict:
         sys.exit(f"error: {path}: not JSON")
 
 
+def with_clock(folder: Path, clock, clock_report: dict) -> tuple[TileBook, dict]:
+    """--clock-only: the checkpoint's book and HUD table, and the clock."""
+    old = shipped_book(folder)
+    if not old.hud_table:
+        sys.exit(f"error: {folder}: its tile book has no HUD table to run a clock in (build one without --clock-only)")
+    return (TileBook(old.tiles, old.counts, old.hud_tiles, old.hud_allowed, getattr(old, "hud_static", None),
+                     **clock_tensors(clock)), {**load_report(folder), **clock_report})
+
+
+def counted_book(args, folder: Path, train: list[Path], heldout: dict, grid: tuple[int, int], clock,
+                 clock_report: dict) -> tuple[TileBook, dict]:
+    """The book counted on the training episodes (--hud-only: the checkpoint's tiles, the HUD table counted),
+    with the clock, and its figures, held-out ones included."""
+    tiles, counts, at_hud, changed = count_cells(train, args.every, grid[0] * grid[1])
+    shown = at_hud.any(0)
+    hud_tiles, allowed = hud_table(tiles[shown], at_hud[:, shown], grid, args.hud_min_count)
+    static = (changed <= args.hud_static_share).reshape(grid)
+    per_cell = allowed.sum(2)
+    hud = {"hud_training_data": args.data, "hud_min_count": args.hud_min_count, "hud_tiles": len(hud_tiles),
+           "hud_tiles_per_cell": {"min": int(per_cell.min()), "median": float(np.median(per_cell)),
+                                  "max": int(per_cell.max())},
+           "hud_static_share": args.hud_static_share, "hud_static_cells": int(static.sum()),
+           "hud_static_glyph_cells": int((static & (allowed & (ink_masks(hud_tiles) != 0)).any(2)).sum()),
+           **clock_report}
+    hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed), torch.as_tensor(static))
+    if args.hud_only:
+        old = shipped_book(folder)
+        book = TileBook(old.tiles, old.counts, *hud_tensors, **clock_tensors(clock))
+        report = {**load_report(folder), **hud}
+    else:
+        keep = counts >= args.min_count
+        if not keep.any():
+            sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
+        book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]), *hud_tensors,
+                        **clock_tensors(clock))
+        report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
+                  "tiles": len(book), "distinct_cells_seen": int(len(counts)),
+                  "training_cells_in_book": float(counts[keep].sum() / counts.sum()), **hud,
+                  "max_diff": args.max_diff}
+    held = {d: heldout_figures(book, paths, args.every, args.max_diff) for d, paths in heldout.items()}
+    report["heldout"] = {**report.get("heldout", {}), **held}
+    return book, report
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", required=True, help="folders of training episodes (HDF5)")
@@ -189,48 +233,8 @@ def main(argv=None) -> int:
         clock = learn_game_clock(train, grid[0] * grid[1])
         clock_report = {"clock_training_data": args.data, "clock_cells": clock.cells.tolist(),
                         "clock_steps_per_tick": clock.steps}
-        if args.clock_only:
-            old = shipped_book(folder)
-            if not old.hud_table:
-                sys.exit(f"error: {folder}: its tile book has no HUD table to run a clock in (build one without --clock-only)")
-            book = TileBook(old.tiles, old.counts, old.hud_tiles, old.hud_allowed, getattr(old, "hud_static", None),
-                            **clock_tensors(clock))
-            report = {**load_report(folder), **clock_report}
-            print("\n".join(f"{k}: {v}" for k, v in clock_report.items()))
-            try:
-                written = add_to_checkpoint(folder, out, TILES_FILE, book.state_dict(), "tiles", {"count": len(book)}, report)
-            except CheckpointError as e:
-                sys.exit(f"error: {e}")
-            print(f"wrote the clock into {out / TILES_FILE} and {written}")
-            return 0
-        tiles, counts, at_hud, changed = count_cells(train, args.every, grid[0] * grid[1])
-        shown = at_hud.any(0)
-        hud_tiles, allowed = hud_table(tiles[shown], at_hud[:, shown], grid, args.hud_min_count)
-        static = (changed <= args.hud_static_share).reshape(grid)
-        per_cell = allowed.sum(2)
-        hud = {"hud_training_data": args.data, "hud_min_count": args.hud_min_count, "hud_tiles": len(hud_tiles),
-               "hud_tiles_per_cell": {"min": int(per_cell.min()), "median": float(np.median(per_cell)),
-                                      "max": int(per_cell.max())},
-               "hud_static_share": args.hud_static_share, "hud_static_cells": int(static.sum()),
-               "hud_static_glyph_cells": int((static & (allowed & (ink_masks(hud_tiles) != 0)).any(2)).sum())}
-        hud_tensors = (torch.as_tensor(hud_tiles), torch.as_tensor(allowed), torch.as_tensor(static))
-        hud.update(clock_report)
-        if args.hud_only:
-            old = shipped_book(folder)
-            book = TileBook(old.tiles, old.counts, *hud_tensors, **clock_tensors(clock))
-            report = {**load_report(folder), **hud}
-        else:
-            keep = counts >= args.min_count
-            if not keep.any():
-                sys.exit(f"error: no cell is seen {args.min_count} times in {len(train)} episodes: lower --min-count")
-            book = TileBook(torch.as_tensor(tiles[keep]), torch.as_tensor(counts[keep]), *hud_tensors,
-                            **clock_tensors(clock))
-            report = {"training_data": args.data, "every": args.every, "min_count": args.min_count,
-                      "tiles": len(book), "distinct_cells_seen": int(len(counts)),
-                      "training_cells_in_book": float(counts[keep].sum() / counts.sum()), **hud,
-                      "max_diff": args.max_diff}
-        held = {d: heldout_figures(book, paths, args.every, args.max_diff) for d, paths in heldout.items()}
-        report["heldout"] = {**report.get("heldout", {}), **held}
+        book, report = (with_clock(folder, clock, clock_report) if args.clock_only
+                        else counted_book(args, folder, train, heldout, grid, clock, clock_report))
     except EpisodeError as e:
         sys.exit(f"error: {e}")
     for k, v in report.items():
