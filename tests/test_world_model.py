@@ -295,3 +295,33 @@ def test_reused_deep_features_run_only_the_top_levels_and_match_where_nothing_ch
     assert calls == {"mid": 1, "top": 4}
     with pytest.raises(ValueError, match=r"reuse_deep must be 0\.\.4"):
         d.sample_next(obs, act, scroll, SamplerConfig(num_steps=2, reuse_deep=5))
+
+
+def test_per_row_generators_give_each_row_its_own_noise_whatever_the_batch():
+    from smbwm.models.sampler import batch_rows, randn
+    gens = lambda *seeds: [torch.Generator().manual_seed(s) for s in seeds]   # noqa: E731
+    both = randn((2, 3, 4), "cpu", gens(7, 8))
+    assert torch.equal(both[0], randn((1, 3, 4), "cpu", gens(7))[0])
+    assert torch.equal(both[1], randn((1, 3, 4), "cpu", gens(8))[0])
+    g = gens(1, 2, 3)
+    assert batch_rows(g, np.array([2, 0])) == [g[2], g[0]]
+    shared = torch.Generator().manual_seed(0)
+    assert batch_rows(shared, [1]) is shared
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        randn((3, 2), "cpu", gens(1, 2))
+
+
+def test_an_evaluation_run_draws_the_same_dream_whatever_shares_its_batch(tiny_checkpoint, real_episodes):
+    """Rollout seeds each run by its key, so two samplers compared on the same runs stay paired: a run's
+    frames do not depend on the runs beside it (their redraws once took noise from a shared generator)."""
+    from smbwm.data.episode import list_episodes
+    from smbwm.evaluation.fidelity import Rollout, pick_segments
+    model, _ = WorldModel.load(tiny_checkpoint)
+    segs = pick_segments(list_episodes(real_episodes), model.context + 4, 3, np.random.default_rng(0), "test")
+    sampler = SamplerConfig(num_steps=2, s_churn=1.0, mario_retries=2, mario_rescue=2)
+    roll = Rollout(model, sampler, "cpu", None, seed=5)
+    alone = roll.run(segs[1:2], 4)[1]                       # the low-res frames: the sampler's own draws
+    batched = roll.run(segs, 4)[1]
+    assert [s.key for s in segs] == [0, 1, 2]
+    assert np.abs(batched[1].astype(int) - alone[0].astype(int)).max() <= 1     # the same draws, up to rounding
+    assert np.abs(batched[1].astype(int) - batched[0].astype(int)).max() > 1

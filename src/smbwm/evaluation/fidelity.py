@@ -44,6 +44,9 @@ class Segment:
     scrolls: np.ndarray       # (L-1,) image-estimated scrolls
     info: tuple[np.ndarray, ...] | None = None   # (L,) x_pos, camera_x, y_pos of the game (with_info)
     source: tuple[Path, int] | None = None       # the episode file and its frame index of frames[0]
+    # which run of its set this is (the order pick_segments drew it in): its random draws are seeded by it,
+    # so a run draws the same noise whatever else shares its batch and whatever sampler the others use
+    key: int = 0
 
 
 def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc: str,
@@ -56,21 +59,23 @@ def pick_segments(paths, length: int, count: int, rng: np.random.Generator, desc
         return []
     picks = sorted((ok[i], int(rng.integers(lengths[ok[i]] - length + 1))) for i in rng.integers(len(ok), size=count))
     out = []
-    for p, t in tqdm(picks, desc=f"read {desc}", unit="segment", leave=False):
+    for key, (p, t) in enumerate(tqdm(picks, desc=f"read {desc}", unit="segment", leave=False)):
         f = read_frames(p, slice(t, t + length))
         ep = read_episode(p, frames=False)
         info = tuple(np.asarray(ep.info[k][t:t + length]) for k in ("x_pos", "camera_x", "y_pos")) if with_info else None
-        out.append(Segment(f, ep.actions[t:t + length - 1], estimate_scrolls(f), info, (Path(p), t)))
+        out.append(Segment(f, ep.actions[t:t + length - 1], estimate_scrolls(f), info, (Path(p), t), key))
     return out
 
 
 class Rollout:
-    """Runs the model autoregressively from real context on a batch of segments."""
+    """Runs the model autoregressively from real context on a batch of segments. Each segment draws its
+    noise from its own generator, seeded by `seed` and its key: two samplers compared on the same runs
+    start from the same noise in every run, and stay paired until they draw a run differently."""
 
     def __init__(self, model: WorldModel, sampler, device, amp, seed: int = 0):
         self.model, self.sampler, self.device, self.amp = model, sampler, device, amp
         self.mh = torch.tensor(A.MULTI_HOT_TABLE, dtype=torch.float32)
-        self.gen = torch.Generator(device).manual_seed(seed)
+        self.seed = seed
         self.end_probs: np.ndarray | None = None   # (B, steps) of the last run: P(the game ends here), if an end model
 
     def run(self, segs: list[Segment], steps: int, real_scroll: bool = False,
@@ -87,12 +92,13 @@ class Rollout:
         past = torch.as_tensor(np.stack([s.scrolls[:c - 1] for s in segs]), dtype=torch.long, device=dev)
         lost = count_lost_steps(np.zeros(len(segs), np.int64), count_marios(full[:, c - 1]))
         clock = self.model.start_clock(to_model(full[:, :c], dev))
+        gens = [torch.Generator(dev).manual_seed(self.seed * 1_000_003 + s.key) for s in segs]
         outs_full, outs_low, times, ends = [], [], [], []
         for t in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
             a = self.mh[acts[:, t:t + c].astype(np.int64)].to(dev)                          # actions at frames t..t+c-1
             k = torch.as_tensor(np.array([s.scrolls[c - 1 + t] for s in segs]), dtype=torch.long, device=dev) \
                 if real_scroll else None
-            o = self.model.step(obs, last, a, past, self.sampler, self.amp, self.gen, scroll=k, lost_steps=lost,
+            o = self.model.step(obs, last, a, past, self.sampler, self.amp, gens, scroll=k, lost_steps=lost,
                                 clock=clock)
             lost, clock = count_lost_steps(lost, o.marios), o.clock
             obs = torch.cat([obs[:, 1:], o.low[:, None]], 1)

@@ -127,7 +127,8 @@ def spawn_playability(roll: Rollout, spawn_paths: list[Path], cfg: PlayabilityCo
     acts = hands_on_actions(steps, cfg)
     dreams, ends = [None] * len(spawns), [None] * len(spawns)
     if dream:
-        segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res)) for s in spawns]
+        segs = [Segment(s.full_res, np.concatenate([s.actions[:c - 1], acts]), estimate_scrolls(s.full_res), key=i)
+                for i, s in enumerate(spawns)]
         dreams = roll.run(segs, steps, progress="spawn minutes, steps")[0]        # (S, steps, 240, 256, 3)
         ends = dream_ends(roll, len(spawns))
     per, runs, late_runs, late_per, first, sheet = {}, [], [], {}, None, {}

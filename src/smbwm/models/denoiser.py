@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from smbwm import actions as A
 from smbwm.models.blocks import FourierFeatures, UNet
 from smbwm.models.motion import MAX_SHIFT, NUM_SHIFTS, ScrollHead, shift_lowres
-from smbwm.models.sampler import SamplerConfig, edm_loss_weight, edm_precond, sample_residual
+from smbwm.models.sampler import Generators, SamplerConfig, edm_loss_weight, edm_precond, sample_residual
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Denoiser(nn.Module):
 
     @torch.no_grad()
     def sample_next(self, obs: torch.Tensor, act: torch.Tensor, scroll: torch.Tensor, sampler: SamplerConfig,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: Generators = None) -> torch.Tensor:
         """The next low-res frame (B,3,H,W) in [-1,1] given the context, actions and this step's scroll."""
         prior = self.prior(obs, scroll)
         if sampler.context_noise > 0:

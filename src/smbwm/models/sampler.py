@@ -91,11 +91,34 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float, device
     return torch.cat([s, s.new_zeros(1)]).float()
 
 
+# The random draws of a batch: one torch.Generator for the whole batch (its rows' noise then depends on
+# the batch around them), a list of one per row (each row's noise depends only on its own: evaluation runs
+# stay paired between two samplers whatever the other runs of a batch do), or None (torch's global one).
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def randn(shape: tuple[int, ...], device, generator: Generators = None) -> torch.Tensor:
+    """Standard normal noise of `shape` (batch first) from `generator` (Generators)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(shape[1:], device=device, generator=g) for g in generator])
+    return torch.randn(shape, device=device, generator=generator)
+
+
+def batch_rows(generator: Generators, idx) -> Generators:
+    """The generators of the batch rows `idx` (a shared generator or None stays as it is)."""
+    if isinstance(generator, (list, tuple)):
+        return [generator[int(i)] for i in idx]
+    return generator
+
+
 @torch.no_grad()
-def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device, generator=None) -> torch.Tensor:
+def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device, generator: Generators = None
+                    ) -> torch.Tensor:
     """Run the sampler; `denoise(x, sigma_batch)` returns D(x; sigma). Returns the final sample."""
     sigmas = karras_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device)
-    x = torch.randn(shape, device=device, generator=generator) * sigmas[0]
+    x = randn(shape, device, generator) * sigmas[0]
     b = shape[0]
     gamma_max = min(cfg.s_churn / cfg.num_steps, math.sqrt(2) - 1)
     for i in range(cfg.num_steps):
@@ -103,7 +126,7 @@ def sample_residual(denoise, shape: tuple[int, ...], cfg: SamplerConfig, device,
         gamma = gamma_max if cfg.s_tmin <= s_cur <= cfg.s_tmax else 0.0
         s_hat = s_cur * (1 + gamma)
         if gamma > 0:
-            eps = torch.randn(shape, device=device, generator=generator) * cfg.s_noise
+            eps = randn(shape, device, generator) * cfg.s_noise
             x = x + (s_hat ** 2 - s_cur ** 2).sqrt() * eps
         d = (x - denoise(x, s_hat.expand(b))) / s_hat
         x_next = x + (s_next - s_hat) * d

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from smbwm.models.blocks import FourierFeatures
 from smbwm.models.motion import area_downsample
 from smbwm.models.palette import NES_PALETTE, palette_index, palette_tensor
-from smbwm.models.sampler import SamplerConfig, edm_loss_weight, edm_precond, sample_residual
+from smbwm.models.sampler import Generators, SamplerConfig, edm_loss_weight, edm_precond, sample_residual
 
 FACTOR = 4
 
@@ -168,7 +168,7 @@ class Upsampler(nn.Module):
         return c_skip * noisy + c_out * self._net(prior_full, low, c_in * noisy, c_noise)
 
     def forward(self, prior_full: torch.Tensor, low: torch.Tensor, clamp: bool = True,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: Generators = None) -> torch.Tensor:
         """prior_full (B,3,240,256), low (B,3,60,64), both in [-1,1] -> full frame (B,3,240,256).
         Training uses clamp=False: a clamped output has no gradient where it saturates, and an
         upsampler pushed out of range once could then never come back (seen at step ~3200 of a run)."""

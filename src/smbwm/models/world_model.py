@@ -29,7 +29,7 @@ from smbwm.models.end_model import EndModel, EndModelConfig
 from smbwm.models.hud_clock import start_state, tick
 from smbwm.models.mario_sprite import count_marios, mario_centres
 from smbwm.models.motion import HUD_ROWS, apply_scroll
-from smbwm.models.sampler import SamplerConfig
+from smbwm.models.sampler import Generators, SamplerConfig, batch_rows
 from smbwm.models.tiles import TileBook
 from smbwm.models.upsampler import Upsampler, UpsamplerConfig
 from smbwm.utils.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
@@ -93,7 +93,7 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def step(self, obs: torch.Tensor, last_full: torch.Tensor, act: torch.Tensor, past_scroll: torch.Tensor,
-             sampler: SamplerConfig, amp_dtype: torch.dtype | None = None, generator=None,
+             sampler: SamplerConfig, amp_dtype: torch.dtype | None = None, generator: Generators = None,
              scroll: torch.Tensor | None = None, lost_steps: np.ndarray | None = None,
              clock: np.ndarray | None = None) -> StepOutput:
         """obs (B,context,3,60,64), last_full (B,3,240,256) in [-1,1]; act (B,context,6) multi-hot;
@@ -185,8 +185,9 @@ class WorldModel(nn.Module):
             if len(idx) == 0:
                 break
             i = torch.as_tensor(idx, device=obs.device)
-            low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, generator)
-            full2 = self.upsampler(self.shift_full(last_full[i], scroll[i], sampler.prior_fill), low2, generator=generator).float()
+            g = batch_rows(generator, idx)
+            low2 = self.denoiser.sample_next(obs[i], act[i], scroll[i], sampler, g)
+            full2 = self.upsampler(self.shift_full(last_full[i], scroll[i], sampler.prior_fill), low2, generator=g).float()
             centres2 = mario_centres(to_uint8(full2))
             marios2 = np.array([len(c) for c in centres2], np.int64)
             off2 = np.abs(marios2 - 1)
@@ -221,8 +222,9 @@ class WorldModel(nn.Module):
         idx = cand[pushed]
         i = torch.as_tensor(idx, device=obs.device)
         k2 = torch.as_tensor(np.maximum(k[idx] - np.round(push[pushed]), 0), dtype=scroll.dtype, device=scroll.device)
-        low2 = self.denoiser.sample_next(obs[i], act[i], k2, sampler, generator)
-        full2 = self.upsampler(self.shift_full(last_full[i], k2, sampler.prior_fill), low2, generator=generator).float()
+        g = batch_rows(generator, idx)
+        low2 = self.denoiser.sample_next(obs[i], act[i], k2, sampler, g)
+        full2 = self.upsampler(self.shift_full(last_full[i], k2, sampler.prior_fill), low2, generator=g).float()
         low, full, scroll = low.clone(), full.clone(), scroll.clone()
         for n, (j, found) in enumerate(zip(idx, mario_centres(to_uint8(full2)))):
             if len(found) == 1:
