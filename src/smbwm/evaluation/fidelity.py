@@ -198,7 +198,7 @@ def evaluate_split(model, sampler, device, amp, paths, cfg: EvalConfig, name: st
             dream, _, _ = roll.run(b, hmax)
             dream_all.append(dream)
             real_all.append(np.stack([s.frames[c:c + hmax] for s in b]))
-        if cfg.real_scroll_rollouts:    # after the others: their random draws stay those of earlier reports
+        if cfg.real_scroll_rollouts:    # the same runs and noise, the camera forced: the difference is the camera's
             forced_all = [roll.run(b, hmax, real_scroll=True)[0] for b in
                           tqdm(list(_batches(rsegs, cfg.batch_size)), desc=f"real-scroll rollouts {name}", leave=False)]
         dream, real = np.concatenate(dream_all), np.concatenate(real_all)     # (N, hmax, H, W, 3)
