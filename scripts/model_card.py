@@ -250,8 +250,10 @@ def tile_book_section(ck: Path) -> str:
         per = r["hud_tiles_per_cell"]
         hud = (f"\n\nThe HUD's cells (the status bar does not scroll): {r['hud_tiles']} tiles, of which each cell may show "
                f"those it shows at least {r['hud_min_count']} times and those of the cells that share a glyph with it "
-               f"(digits go with digits, a letter's cell keeps its letter): {per['min']}-{per['max']} tiles per cell, "
-               f"median {per['median']:.0f}. The HUD snap (`sampler.hud_snap`) picks among those only.")
+               f"(digits go with digits, a letter's cell keeps its letter; a blank only where the cell itself shows one): "
+               f"{per['min']}-{per['max']} tiles per cell, median {per['median']:.0f}. The HUD snap (`sampler.hud_snap`) "
+               f"picks among those only; a cell farther than its limit from all of them is left as drawn where it holds "
+               f"colours they lack (a sprite), and otherwise, being a garbled glyph, goes onto the nearest.")
         if "hud_static_cells" in r:
             hud += (f" {r['hud_static_cells']} of its cells, {r['hud_static_glyph_cells']} of them with a glyph, "
                     f"are static (their glyph differs between the first and the last frame of at most "

@@ -162,6 +162,29 @@ def test_the_hud_snap_repaints_garbled_digits_and_nothing_below(real_episodes):
     assert 0 < changed[0] < 32 / 240
 
 
+def test_the_hud_snap_restores_a_digit_garbled_past_every_tile_but_leaves_a_sprite_there(real_episodes):
+    """The coin counter's second digit drawn as white-and-background speckle, too far from every digit for
+    the 16-pixel limit: being in the font's colours it is a garbled glyph and comes back as a digit (left
+    as drawn, play copied it on for good). The same speckle in a sprite's red stays as drawn."""
+    model, _ = WorldModel.load(ROOT / "checkpoints")
+    book = model.tiles
+    real = real_frames(real_episodes)[3]
+    cell = (slice(24, 32), slice(112, 120))                               # HUD cell (3, 14)
+    ink, paper = np.array([252, 252, 252], np.uint8), real[24, 112].copy()
+    rng = np.random.default_rng(3)
+    garbled = real.copy()
+    garbled[cell] = np.where(rng.random((8, 8, 1)) < 0.5, ink, paper)
+    idx = lambda f: frame_cells(palette_index(to_model(f[None])).numpy().astype(np.uint8))[0, 3 * 32 + 14]   # noqa: E731
+    digits = book.hud_tiles.numpy()[book.hud_allowed.numpy()[3, 14]]
+    assert (digits != idx(garbled)).sum(1).min() > 16                   # no digit within the limit
+    out = to_uint8(book.snap(to_model(garbled[None]), 16, rows=32)[0])[0]
+    assert (digits == idx(out)).all(1).any() and len(np.unique(idx(out))) == 2       # a digit, in two colours
+    assert np.array_equal(np.delete(out, np.s_[112:120], 1), np.delete(garbled, np.s_[112:120], 1))
+    sprite = real.copy()
+    sprite[cell] = np.where(rng.random((8, 8, 1)) < 0.5, np.array([248, 56, 0], np.uint8), paper)
+    assert np.array_equal(to_uint8(book.snap(to_model(sprite[None]), 16, rows=32)[0])[0], sprite)
+
+
 def test_the_shipped_book_leaves_real_emulator_frames_nearly_untouched(real_episodes):
     """Real 1-1 and 1-2 frames are what the book was counted on: snapping them must not repaint the game.
     (A bound, not zero: the book keeps only cells seen 20 times, and sprites near a book cell are snapped.)"""
@@ -220,6 +243,22 @@ def test_hud_table_keeps_each_label_to_its_glyph_and_lets_digits_go_with_digits(
     assert all(allowed[r, c].any() for r in range(4) for c in range(32))  # blank cells may stay blank
     with pytest.raises(ValueError, match="HUD table"):
         TileBook(book.tiles, book.counts, book.hud_tiles, book.hud_allowed[:, :, :-1])
+
+
+def test_a_blank_passes_to_no_hud_cell_that_never_showed_one(real_episodes):
+    """Digits go with digits, but the clock's blank (between lives) must not let the coin counter's digit
+    go blank: a cell may show a blank only if it showed one itself."""
+    frames = real_frames(real_episodes)
+    cells = frame_cells(palette_index(to_model(frames[:1])).numpy().astype(np.uint8))[0]
+    zero, one, blank = cells[3 * 32 + 3], cells[3 * 32 + 26], cells[0]     # a score 0, a clock digit, the sky
+    assert len({zero.tobytes(), one.tobytes(), blank.tobytes()}) == 3 and len(np.unique(blank)) == 1
+    tiles, allowed = hud_table(np.stack([zero, one, blank]), np.array([[30, 30, 30], [30, 0, 0]]), (1, 2), 20)
+    shows = lambda c: {t.tobytes() for t in tiles[allowed[0, c]]}             # noqa: E731
+    assert shows(0) == {zero.tobytes(), one.tobytes(), blank.tobytes()}
+    assert shows(1) == {zero.tobytes(), one.tobytes()}                           # the digit linked, not the blank
+    shipped = WorldModel.load(ROOT / "checkpoints")[0].tiles
+    uniform = (shipped.hud_tiles.numpy() == shipped.hud_tiles.numpy()[:, :1]).all(1)
+    assert not (shipped.hud_allowed.numpy()[3, 13:15] & uniform).any()          # the coin digits never blank
 
 
 def test_the_hud_snap_brings_a_faded_x_back_where_the_whole_book_would_blank_it(real_episodes, tmp_path):

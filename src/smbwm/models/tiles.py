@@ -20,8 +20,10 @@ upsampler takes as its prior, so a clean frame stays clean.
 The HUD does not scroll, and each of its cells only ever shows a few tiles: a letter of "WORLD", the
 coin's "x", a digit or a blank. A book may also hold, per HUD cell, the tiles the game shows there
 (`hud_tiles`, `hud_allowed`); the HUD snap then picks among those only, so a faded "x" comes back as "x"
-instead of the blank it is nearest to, and a digit cell never turns into a letter. A book with a HUD
-table may also know the game's clock (models.hud_clock): its cells then show the clock the caller runs.
+instead of the blank it is nearest to, and a digit cell never turns into a letter. A HUD cell far from
+all its tiles stays as drawn only where it holds colours its tiles lack (a sprite passing the HUD); one
+drawn in the font's own colours is a garbled glyph and becomes the nearest. A book with a HUD table may
+also know the game's clock (models.hud_clock): its cells then show the clock the caller runs.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ TILE = 8
 CELL = TILE * TILE
 MEMO_SIZE = 100_000         # remembered nearest entries (cells seen before) before the memory starts over
 MARIO_MARGIN = 4            # px around Mario's 16x16 window that the snap leaves alone
+HUD_STRAY_PIXELS = 4        # pixels of a garbled HUD cell that may be in colours its glyph lacks
 _PALETTE_RGB = np.array(NES_PALETTE, np.uint8)
 _PALETTE_KEYS = (_PALETTE_RGB[:, 0].astype(np.int64) << 16) | (_PALETTE_RGB[:, 1].astype(np.int64) << 8) | _PALETTE_RGB[:, 2]
 _SPLITMIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
@@ -137,6 +140,8 @@ class TileBook(nn.Module):
         if self.hud_table:
             self._hud_np = self.hud_tiles.cpu().numpy()                                      # (M, 64)
             self._hud_ink = ink_masks(self._hud_np)                                          # (M,)
+            self._hud_colours = np.zeros((len(self._hud_np), 256), bool)                    # (M, 256) colours it uses
+            self._hud_colours[np.arange(len(self._hud_np))[:, None], self._hud_np] = True
             self._hud_allowed_np = self.hud_allowed.cpu().numpy().reshape(-1, len(self._hud_np))   # (R*C, M)
             static = getattr(self, "hud_static", None)
             self._hud_static_np = None if static is None else static.cpu().numpy().reshape(-1)  # (R*C,)
@@ -239,7 +244,8 @@ class TileBook(nn.Module):
         """The HUD rows (B,3,R*8,C*8): each cell onto the nearest tile the game shows in that cell (hud_allowed),
         within max_diff pixels; on ties the commoner tile (the table is ordered by count). A static cell
         whose last frame showed one of its glyphs goes onto that glyph, at any distance; so does a clock
-        cell onto its digit of `clock`."""
+        cell onto its digit of `clock`, and a cell drawn (but for HUD_STRAY_PIXELS) in the colours of one
+        of its tiles onto the nearest such tile."""
         cells = frame_cells(palette_index(top).cpu().numpy().astype(np.uint8))   # (B, P, 64)
         same = (cells[:, :, None, :] == self._hud_np[None, None]).sum(-1, dtype=np.int16)
         allowed = np.broadcast_to(self._hud_allowed_np[None], same.shape)       # (B, P, M)
@@ -262,6 +268,16 @@ class TileBook(nn.Module):
         same = np.where(allowed, same, -1)
         best = same.argmax(-1)
         diff = CELL - np.take_along_axis(same, best[..., None], -1)[..., 0]
+        # a cell far from all its tiles yet drawn in the colours of one of them is a garbled glyph, never a
+        # sprite (sprites bring colours the font lacks): left as drawn it would be copied on for good
+        fi, ci = np.nonzero((diff > max_diff) & ~hold)
+        if len(fi):
+            inside = self._hud_colours[:, cells[fi, ci]].sum(-1).T                 # (n, M) pixels in m's colours
+            fits = allowed[fi, ci] & (inside >= CELL - HUD_STRAY_PIXELS)
+            garbled = fits.any(-1)
+            fi, ci = fi[garbled], ci[garbled]
+            best[fi, ci] = np.where(fits[garbled], same[fi, ci], -1).argmax(-1)
+            hold[fi, ci] = True
         todo = (diff > 0) & ((diff <= max_diff) | hold) & ~_near_mario(marios, top.shape[2], top.shape[3])
         fi, ci = np.nonzero(todo)
         return _write_cells(top, fi, ci, self._hud_np[best[fi, ci]])
@@ -302,7 +318,8 @@ def hud_table(tiles: np.ndarray, counts: np.ndarray, grid: tuple[int, int],
     first, and allowed (R, C, M') bool. A cell may show the tiles it showed at least `min_count` times, and
     those of every cell that shares one of its non-uniform tiles (a glyph) with it: digits then go with
     digits, so the world number of a level never trained on is drawn from the clock's digits, while a
-    letter's cell keeps its letter. Blank (one-colour) tiles link nothing: every cell has some."""
+    letter's cell keeps its letter. Blank (one-colour) tiles link nothing, and pass to no cell that did not
+    show them itself: the clock goes blank between lives, the coin counter's digits never do."""
     tiles, counts = np.asarray(tiles, np.uint8), np.asarray(counts, np.int64)
     if counts.shape != (grid[0] * grid[1], len(tiles)):
         raise ValueError(f"hud_table: counts must be ({grid[0] * grid[1]}, {len(tiles)}), got {counts.shape}")
@@ -315,7 +332,8 @@ def hud_table(tiles: np.ndarray, counts: np.ndarray, grid: tuple[int, int],
             root[a] = root[root[a]]
             a = root[a]
         return a
-    for m in np.flatnonzero(~(tiles == tiles[:, :1]).all(1)):
+    blank = (tiles == tiles[:, :1]).all(1)
+    for m in np.flatnonzero(~blank):
         cells = np.flatnonzero(seen[:, m])
         for c in cells[1:]:
             root[find(c)] = find(cells[0])
@@ -323,6 +341,7 @@ def hud_table(tiles: np.ndarray, counts: np.ndarray, grid: tuple[int, int],
     allowed = np.zeros_like(seen)
     for g in np.unique(groups):
         allowed[groups == g] = seen[groups == g].any(0)
+    allowed[:, blank] = seen[:, blank]
     keep = np.flatnonzero(allowed.any(0))
     keep = keep[np.argsort(-counts[:, keep].sum(0), kind="stable")]
     return tiles[keep], allowed[:, keep].reshape(grid[0], grid[1], len(keep))
